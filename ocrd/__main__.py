@@ -1,0 +1,3 @@
+from ocrd.cli import main
+
+main()
