@@ -1,0 +1,15 @@
+"""Command-line interface. Each module registers its commands on the shared `app`:
+
+- store.py:  process, results, status, config, db   (store / foundation)
+- vision.py: read, inspect                           (vision)
+- daemon.py: watch, retry                            (service)
+"""
+
+from __future__ import annotations
+
+from ocrd.cli import daemon, store, vision  # noqa: F401  (registers commands)
+from ocrd.cli.app import app
+
+
+def main() -> None:
+    app()

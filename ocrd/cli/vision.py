@@ -1,0 +1,3 @@
+"""vision commands (placeholder)."""
+
+from ocrd.cli.app import app  # noqa: F401
