@@ -1,0 +1,276 @@
+"""Intake on real temp folders: ignores, settling of a file still being written, hashing,
+collision-free moves, reason files and retry."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from ocrd.intake import (
+    ERROR_SUFFIX,
+    Inbox,
+    Settler,
+    is_ignored,
+    move_no_clobber,
+    move_to_failed,
+    move_to_processed,
+    retry_failed,
+    scan_inbox,
+    sha256_file,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def write(path: Path, data: bytes = b"content") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name",
+    [".hidden.png", "scan.png.part", "upload.tmp", "~$report.png", ".DS_Store", "Thumbs.db"],
+)
+def test_builtin_ignores(tmp_path: Path, name: str) -> None:
+    assert is_ignored(tmp_path / name, tmp_path)
+
+
+def test_ignores_apply_to_folders_and_user_patterns(tmp_path: Path) -> None:
+    assert is_ignored(tmp_path / "@eaDir" / "scan.png", tmp_path)
+    assert is_ignored(tmp_path / "drafts" / "a.png", tmp_path, ["drafts"])
+    assert is_ignored(tmp_path / "a.bak", tmp_path, ["*.bak"])
+    assert not is_ignored(tmp_path / "scan.png", tmp_path, ["*.bak"])
+
+
+def test_scan_inbox_flat_and_recursive(tmp_path: Path) -> None:
+    write(tmp_path / "a.png")
+    write(tmp_path / ".b.png")
+    write(tmp_path / "sub" / "c.png")
+    write(tmp_path / "@eaDir" / "d.png")
+    flat = {p.relative_to(tmp_path).as_posix() for p in scan_inbox(tmp_path)}
+    deep = {p.relative_to(tmp_path).as_posix() for p in scan_inbox(tmp_path, recursive=True)}
+    assert flat == {"a.png"}
+    assert deep == {"a.png", "sub/c.png"}
+
+
+def test_sha256_matches_hashlib(tmp_path: Path) -> None:
+    data = os.urandom(3 << 20)  # spans several read chunks
+    path = write(tmp_path / "big.bin", data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_settler_waits_for_unchanged_size_and_mtime(tmp_path: Path) -> None:
+    clock = FakeClock()
+    settler = Settler(1.0, clock=clock)
+    path = write(tmp_path / "a.png", b"x")
+    settler.offer(path)
+    assert settler.ready() == []
+    clock.now += 0.5
+    assert settler.ready() == []
+    clock.now += 0.6
+    assert settler.ready() == [path]
+    assert len(settler) == 0
+
+
+def test_settler_backs_off_while_file_changes_and_never_drops_it(tmp_path: Path) -> None:
+    clock = FakeClock()
+    settler = Settler(1.0, max_backoff=8.0, clock=clock)
+    path = write(tmp_path / "a.png", b"x")
+    settler.offer(path)
+    waits = []
+    for step in range(5):
+        clock.now += 10
+        with open(path, "ab") as stream:  # still growing at every look
+            stream.write(b"more")
+        os.utime(path, ns=(0, int((1e9 + step) * 1e9)))
+        assert settler.ready() == []
+        waits.append(settler.next_due())
+    assert path in settler
+    assert waits == sorted(waits) and waits[-1] == pytest.approx(8.0)
+    clock.now += 10
+    assert settler.ready() == [path]
+
+
+def test_settler_forgets_vanished_files(tmp_path: Path) -> None:
+    clock = FakeClock()
+    settler = Settler(1.0, clock=clock)
+    path = write(tmp_path / "a.png")
+    settler.offer(path)
+    path.unlink()
+    clock.now += 2
+    assert settler.ready() == []
+    assert len(settler) == 0
+
+
+def test_settler_does_not_take_unreadable_file(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root can read files without read permission")
+    clock = FakeClock()
+    settler = Settler(1.0, clock=clock)
+    path = write(tmp_path / "a.png")
+    path.chmod(0)
+    settler.offer(path)
+    clock.now += 2
+    assert settler.ready() == []
+    path.chmod(0o644)
+    clock.now += 2
+    assert settler.ready() == [path]
+
+
+def test_inbox_hands_out_slowly_written_file_only_when_complete(tmp_path: Path) -> None:
+    """A background thread writes a file in pieces; the watcher must not hand it out early."""
+    inbox = Inbox(tmp_path, settle_seconds=0.3, rescan_seconds=0.2)
+    inbox.start()
+    target = tmp_path / "slow.png"
+    chunks = [os.urandom(4096) for _ in range(8)]
+
+    def slow_writer() -> None:
+        with open(target, "wb") as stream:
+            for chunk in chunks:
+                stream.write(chunk)
+                stream.flush()
+                time.sleep(0.1)
+
+    writer = threading.Thread(target=slow_writer)
+    try:
+        writer.start()
+        handed: list[tuple[Path, bytes]] = []
+        deadline = time.monotonic() + 10
+        while not handed and time.monotonic() < deadline:
+            handed = [(p, p.read_bytes()) for p in inbox.poll()]
+            time.sleep(0.05)
+        writer.join()
+    finally:
+        inbox.stop()
+    assert [p for p, _ in handed] == [target]
+    assert handed[0][1] == b"".join(chunks)
+    assert inbox.poll() == []  # not handed out twice
+
+
+def test_inbox_processes_files_present_at_startup_and_new_ones(tmp_path: Path) -> None:
+    write(tmp_path / "early.png")
+    write(tmp_path / ".hidden.png")
+    inbox = Inbox(tmp_path, settle_seconds=0.1, rescan_seconds=60)
+    inbox.start()
+    try:
+        seen: set[str] = set()
+        write(tmp_path / "late.png")
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            seen |= {p.name for p in inbox.poll()}
+            time.sleep(0.05)
+    finally:
+        inbox.stop()
+    assert seen == {"early.png", "late.png"}
+
+
+def test_inbox_polling_observer_sees_new_file(tmp_path: Path) -> None:
+    inbox = Inbox(tmp_path, settle_seconds=0.1, rescan_seconds=60, polling=True)
+    inbox.start()
+    try:
+        inbox.poll()  # initial rescan of the empty folder
+        write(tmp_path / "nfs.png")
+        seen: list[Path] = []
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            seen = inbox.poll()
+            time.sleep(0.05)
+    finally:
+        inbox.stop()
+    assert [p.name for p in seen] == ["nfs.png"]
+
+
+def test_inbox_hands_out_replaced_file_again(tmp_path: Path) -> None:
+    clock = FakeClock()
+    inbox = Inbox(tmp_path, settle_seconds=1.0, rescan_seconds=0.0, clock=clock)
+    path = write(tmp_path / "scan.png", b"first")
+    inbox.poll()
+    clock.now += 2
+    assert inbox.poll() == [path]
+    clock.now += 2
+    assert inbox.poll() == []  # still there, unchanged: already handed out
+    write(path, b"second, longer")
+    inbox.poll()
+    clock.now += 2
+    assert inbox.poll() == [path]
+
+
+def test_move_never_overwrites(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    first = move_no_clobber(write(tmp_path / "in" / "scan.png", b"1"), dest)
+    second = move_no_clobber(write(tmp_path / "in" / "scan.png", b"2"), dest)
+    third = move_no_clobber(write(tmp_path / "in" / "noext", b"3"), dest)
+    fourth = move_no_clobber(write(tmp_path / "in" / "noext", b"4"), dest)
+    assert first.name == "scan.png" and first.read_bytes() == b"1"
+    assert second.name == "scan (1).png" and second.read_bytes() == b"2"
+    assert (third.name, fourth.name) == ("noext", "noext (1)")
+    assert list((tmp_path / "in").iterdir()) == []
+
+
+def test_concurrent_moves_of_same_name_all_survive(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    sources = [write(tmp_path / f"in{i}" / "scan.png", str(i).encode()) for i in range(16)]
+    barrier = threading.Barrier(len(sources))
+    results: list[Path] = []
+
+    def mover(source: Path) -> None:
+        barrier.wait()
+        results.append(move_no_clobber(source, dest))
+
+    threads = [threading.Thread(target=mover, args=(s,)) for s in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 16
+    assert sorted(p.read_bytes() for p in dest.iterdir()) == sorted(
+        str(i).encode() for i in range(16)
+    )
+
+
+def test_move_across_filesystems(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second filesystem to move across")
+    source = write(shm / f"ocrd-test-{os.getpid()}.png", b"payload")
+    target = move_no_clobber(source, tmp_path / "dest")
+    assert target.read_bytes() == b"payload"
+    assert not source.exists()
+    assert [p.name for p in target.parent.iterdir()] == [source.name]
+
+
+def test_processed_goes_to_dated_folder(tmp_path: Path) -> None:
+    when = datetime(2024, 3, 7, 12, 0)
+    target = move_to_processed(write(tmp_path / "scan.png"), tmp_path / "processed", when)
+    assert target == tmp_path / "processed" / "2024" / "03" / "07" / "scan.png"
+
+
+def test_failed_file_gets_reason_and_retry_puts_it_back(tmp_path: Path) -> None:
+    inbox, failed = tmp_path / "inbox", tmp_path / "failed"
+    write(failed / "scan.png", b"old failure")  # an earlier failure of the same name
+    write(failed / ("scan.png" + ERROR_SUFFIX), b"older reason")
+    target = move_to_failed(write(inbox / "scan.png", b"new"), failed, "not an image")
+    assert target.name == "scan (1).png"
+    assert (failed / "scan (1).png.error.txt").read_text() == "not an image\n"
+    assert (failed / "scan.png.error.txt").read_text() == "older reason"
+
+    back = retry_failed(failed, inbox, names=["scan (1).png"])
+    assert back == [inbox / "scan (1).png"] and back[0].read_bytes() == b"new"
+    assert sorted(p.name for p in failed.iterdir()) == ["scan.png", "scan.png.error.txt"]
+
+    everything = retry_failed(failed, inbox)
+    assert [p.name for p in everything] == ["scan.png"]
+    assert list(failed.iterdir()) == []
