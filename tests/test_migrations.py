@@ -1,0 +1,72 @@
+"""The Alembic migrations produce exactly the ORM schema, on SQLite and PostgreSQL, and
+concurrent upgrades never race."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from ocrd.store import Base, SchemaOutdatedError, open_store
+from ocrd.store.engine import create_store_engine, head_revision
+
+
+def test_upgrade_head_matches_models(db_url: str) -> None:
+    store = open_store(db_url)
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+    assert differences == []
+    assert store.current_revision() == head_revision()
+    store.dispose()
+
+
+def test_canonical_sha256_index_is_partial_and_unique(db_url: str) -> None:
+    store = open_store(db_url)
+    indexes = {ix["name"]: ix for ix in inspect(store.engine).get_indexes("documents")}
+    canonical = indexes["uq_documents_sha256_canonical"]
+    assert canonical["unique"]
+    assert canonical["column_names"] == ["sha256"]
+    where = canonical["dialect_options"][f"{store.dialect}_where"]
+    assert "duplicate" in str(where) and "status" in str(where)
+    store.dispose()
+
+
+def test_read_only_open_refuses_unmigrated_database(db_url: str) -> None:
+    engine = create_store_engine(db_url)
+    with engine.begin() as connection:  # the database exists but has no tables
+        connection.exec_driver_sql("CREATE TABLE unrelated (id INTEGER)")
+    engine.dispose()
+    with pytest.raises(SchemaOutdatedError, match="ocrd db upgrade"):
+        open_store(db_url, upgrade=False)
+    open_store(db_url).dispose()  # upgrading fixes it
+    open_store(db_url, upgrade=False).dispose()
+
+
+def test_processes_starting_together_migrate_once(db_url: str) -> None:
+    script = (
+        "import sys; from ocrd.store import open_store; "
+        "s = open_store(sys.argv[1]); print(s.current_revision())"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, db_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err
+        assert out.strip() == head_revision()
+    engine = create_store_engine(db_url)
+    with engine.connect() as connection:
+        versions = connection.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    engine.dispose()
+    assert versions == [(head_revision(),)]
