@@ -1,3 +1,427 @@
-"""store commands (placeholder)."""
+"""Store commands: process, results, status, config, db upgrade / db current."""
 
-from ocrd.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import csv
+import fnmatch
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ocrd.cli.app import ConfigOption, DbOption, OcrdError, app, cli_settings
+from ocrd.config import SETTING_NAMES, Settings, settings_as_dict
+
+TABLE_ROWS = 50
+
+db_app = typer.Typer(help="Database schema: apply or show migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+class Kind(StrEnum):
+    handwritten = "handwritten"
+    printed = "printed"
+    unknown = "unknown"
+
+
+class Status(StrEnum):
+    pending = "pending"
+    processing = "processing"
+    done = "done"
+    failed = "failed"
+    duplicate = "duplicate"
+
+
+def _open(settings: Settings, *, write: bool):  # noqa: ANN202 (ocrd.store.Store)
+    from ocrd.store import open_store
+
+    return open_store(settings.database_url, upgrade=write)
+
+
+# -- process ------------------------------------------------------------------------------------
+
+
+def _ignored(name: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+
+def collect_files(paths: Iterable[Path], *, recursive: bool, ignore: list[str]) -> list[Path]:
+    """Files named on the command line, plus the files in named folders (sorted; ignore
+    patterns apply to names found in folders, never to files named explicitly)."""
+    found: dict[Path, None] = {}
+    for given in paths:
+        if not given.exists():
+            raise OcrdError(f"{given}: no such file or directory")
+        if given.is_file():
+            found[given.resolve()] = None
+            continue
+        for root, dirs, files in os.walk(given):
+            dirs[:] = sorted(d for d in dirs if recursive and not _ignored(d, ignore))
+            for name in sorted(files):
+                if not _ignored(name, ignore):
+                    found[(Path(root) / name).resolve()] = None
+    return list(found)
+
+
+@dataclass
+class ProcessTally:
+    done: int = 0
+    duplicates: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    results: int = 0
+
+    def summary(self) -> str:
+        total = self.done + self.duplicates + len(self.failed)
+        return (
+            f"{total} file{'s' if total != 1 else ''}: {self.done} done ({self.results} results), "
+            f"{self.duplicates} duplicate, {len(self.failed)} failed"
+        )
+
+
+def process_file(store, path: Path, *, reprocess: bool, worker: str) -> tuple[str, int, str]:  # noqa: ANN001
+    """Register, read and store one file. Returns (outcome, result count, failure reason)."""
+    from ocrd import pipeline
+    from ocrd.store import DocumentStatus, documents
+    from ocrd.types import BadInputError
+
+    try:
+        digest = documents.digest_file(path)
+    except OSError as exc:
+        return "failed", 0, f"cannot read file: {exc.strerror or exc}"
+    with store.session() as session:
+        document = documents.register(session, path, digest, reprocess=reprocess)
+        if document.status == DocumentStatus.DUPLICATE:
+            return "duplicate", 0, ""
+        documents.start(session, document.id, worker=worker)
+    try:
+        reading = pipeline.read_document(path)
+    except BadInputError as exc:
+        reason = str(exc) or "bad input"
+    except KeyboardInterrupt:
+        with store.session() as session:
+            documents.fail(session, document.id, "interrupted")
+        raise
+    except Exception as exc:  # one broken file never stops the batch
+        reason = f"{type(exc).__name__}: {exc}"
+    else:
+        with store.session() as session:
+            documents.finish(session, document.id, reading)
+        return "done", len(reading.fields), ""
+    with store.session() as session:
+        documents.fail(session, document.id, reason)
+    return "failed", 0, reason
+
+
+@contextmanager
+def _progress(total: int) -> Iterator:  # noqa: ANN202
+    """A progress bar on stderr when it is a terminal, otherwise nothing."""
+    if not sys.stderr.isatty():
+        yield lambda _name: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("reading", total=total)
+        yield lambda name: progress.update(task, advance=1, description=name[-40:])
+
+
+@app.command()
+def process(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to read.")],
+    reprocess: Annotated[
+        bool | None,
+        typer.Option(
+            "--reprocess/--skip-duplicates",
+            help="Read content that was already read again, replacing its results "
+            "[setting: duplicates].",
+            show_default=False,
+        ),
+    ] = None,
+    recursive: Annotated[
+        bool | None,
+        typer.Option(
+            "--recursive/--no-recursive",
+            help="Descend into sub-folders [setting: recursive].",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Read files and folders now (synchronously) and store the results.
+
+    Exit status: 0 when every file was read (or was a duplicate), 1 when some failed (each
+    failure is named on stderr with its reason), 2 for bad arguments.
+    """
+    duplicates = None if reprocess is None else ("reprocess" if reprocess else "skip")
+    settings = cli_settings(config, database_url=db, recursive=recursive, duplicates=duplicates)
+    files = collect_files(paths, recursive=settings.recursive, ignore=settings.ignore)
+    store = _open(settings, write=True)
+    tally = ProcessTally()
+    with _progress(len(files)) as advance:
+        for path in files:
+            outcome, count, reason = process_file(
+                store,
+                path,
+                reprocess=settings.duplicates == "reprocess",
+                worker=settings.worker_id,
+            )
+            if outcome == "done":
+                tally.done += 1
+                tally.results += count
+            elif outcome == "duplicate":
+                tally.duplicates += 1
+            else:
+                tally.failed.append((path, reason))
+                typer.echo(f"ocrd: failed: {path}: {reason}", err=True)
+            advance(path.name)
+    store.dispose()
+    typer.echo(tally.summary())
+    if tally.failed:
+        raise typer.Exit(1)
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+def _parse_time_option(name: str, value: str | None):  # noqa: ANN202 (datetime | None)
+    from ocrd.store.queries import parse_when
+
+    if value is None:
+        return None
+    try:
+        return parse_when(value)
+    except ValueError as exc:
+        raise OcrdError(f"{name}: {exc}") from None
+
+
+@contextmanager
+def _output(output: Path | None) -> Iterator[TextIO]:
+    if output is None:
+        yield sys.stdout
+        return
+    try:
+        handle = open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise OcrdError(f"cannot write {output}: {exc.strerror}") from None
+    with handle:
+        yield handle
+
+
+def _write_table(rows: Iterator[dict], out: TextIO, limit: int) -> None:
+    from ocrd.store.queries import format_time
+
+    table = Table(
+        "path", "page", "box", "text", "conf", "kind", "processed_at", header_style="bold"
+    )
+    shown = omitted = 0
+    for row in rows:
+        if shown >= limit:
+            omitted += 1
+            continue
+        shown += 1
+        box = "" if row["x"] is None else f"{row['x']},{row['y']} {row['w']}x{row['h']}"
+        confidence = "" if row["confidence"] is None else f"{row['confidence']:.3f}"
+        text = row["text"]
+        if row["result_id"] is None:  # a document without results (listed with --status)
+            text = f"({row['status']}: {row['error']})" if row["error"] else f"({row['status']})"
+        table.add_row(
+            row["path"], str(row["page"] or ""), box, text, confidence, row["kind"] or "",
+            format_time(row["processed_at"]),
+        )  # fmt: skip
+    console = Console(file=out, width=None if out is sys.stdout else 200)
+    if shown:
+        console.print(table)
+    if omitted:
+        console.print(f"... {omitted} more rows not shown (use --csv or --json for all)")
+    elif not shown:
+        console.print("no results match")
+
+
+@app.command()
+def results(
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Processed at or after: today, yesterday, 2026-01-31, "
+            "2026-01-31T08:00 (local), or a span back from now: 30m, 2h, 7d, 1w."
+        ),
+    ] = None,  # fmt: skip
+    until: Annotated[
+        str | None, typer.Option(help="Processed before (same forms as --since).")
+    ] = None,
+    path: Annotated[
+        str | None,
+        typer.Option("--path", help="Glob (* and ?) on the file's path or original name."),
+    ] = None,
+    min_confidence: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Only results at least this sure.")
+    ] = None,
+    kind: Annotated[Kind | None, typer.Option(help="Only this kind of field.")] = None,
+    status: Annotated[
+        Status | None,
+        typer.Option(help="Only documents in this state (also lists those without results)."),
+    ] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a stable header.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per result.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help=f"At most N rows (the table shows {TABLE_ROWS} by default)."),
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List or export stored results, oldest first, streamed in constant memory.
+
+    CSV columns: path,page,x,y,w,h,text,confidence,kind,model,processed_at,sha256, then
+    document_id,result_id,status,original_name,error,digits (JSON per-digit details).
+    """
+    from ocrd.store.queries import COLUMNS, ResultFilter, export_json, export_values, iter_results
+
+    if as_csv and as_json:
+        raise OcrdError("choose one of --csv and --json")
+    filters = ResultFilter(
+        since=_parse_time_option("--since", since),
+        until=_parse_time_option("--until", until),
+        path_glob=path,
+        min_confidence=min_confidence,
+        kind=kind.value if kind else None,
+        status=status.value if status else None,
+        limit=limit,
+    )
+    store = _open(cli_settings(config, database_url=db), write=False)
+    rows = iter_results(store, filters)
+    with _output(output) as out:
+        if as_csv:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for row in rows:
+                writer.writerow(export_values(row))
+        elif as_json:
+            for row in rows:
+                out.write(export_json(row) + "\n")
+        else:
+            _write_table(rows, out, limit or TABLE_ROWS)
+    store.dispose()
+
+
+# -- status --------------------------------------------------------------------------------------
+
+
+def _age(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s"
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Documents by status, the last processed file, throughput over the last hour and the
+    oldest pending file."""
+    from ocrd.store.queries import format_time, status_summary
+
+    store = _open(cli_settings(config, database_url=db), write=False)
+    summary = status_summary(store)
+    store.dispose()
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict()))
+        return
+    console = Console()
+    table = Table("status", "documents", header_style="bold")
+    for name, count in summary.counts.items():
+        table.add_row(name, str(count))
+    table.add_row("[bold]results[/]", str(summary.results))
+    console.print(table)
+    last = summary.last_processed
+    console.print(
+        "last processed: "
+        + (
+            f"{last['path']} ({last['status']}, {format_time(last['finished_at'])})"
+            if last
+            else "none"
+        )  # fmt: skip
+    )
+    console.print(
+        f"last {summary.window_minutes} min: {summary.files_per_minute:.2f} files/min, "
+        f"{summary.results_per_minute:.2f} results/min"
+    )
+    oldest = summary.oldest_pending
+    console.print(
+        "oldest pending: "
+        + (f"{oldest['path']} (waiting {_age(oldest['age_seconds'])})" if oldest else "none")
+    )
+
+
+# -- config --------------------------------------------------------------------------------------
+
+
+@app.command("config")
+def show_config(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print the effective settings and where each came from (flag, env, file:<path>, default).
+    Precedence: flag > OCRD_<NAME> environment variable > TOML config file > default."""
+    from ocrd.store import mask_url
+
+    settings = cli_settings(config, database_url=db)
+    values = settings_as_dict(settings)
+    values["database_url"] = mask_url(settings.database_url)
+    if as_json:
+        payload = {name: {"value": values[name], "source": settings.sources[name]}
+                   for name in SETTING_NAMES}  # fmt: skip
+        typer.echo(json.dumps(payload))
+        return
+    table = Table("setting", "value", "source", header_style="bold")
+    for name in SETTING_NAMES:
+        value = values[name]
+        shown = ",".join(value) if isinstance(value, list) else str(value)
+        table.add_row(name, shown, settings.sources[name])
+    Console().print(table)
+
+
+# -- db ------------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None, config: ConfigOption = None) -> None:
+    """Create or migrate the database schema to the newest revision (safe to run concurrently)."""
+    from ocrd.store import mask_url
+
+    store = _open(cli_settings(config, database_url=db), write=True)
+    typer.echo(f"{mask_url(store.url)}: at revision {store.current_revision()} (newest)")
+    store.dispose()
+
+
+@db_app.command("current")
+def db_current(db: DbOption = None, config: ConfigOption = None) -> None:
+    """Show the database's schema revision and the newest one this ocrd knows."""
+    from ocrd.store import mask_url
+    from ocrd.store.engine import database_revision, head_revision
+
+    settings = cli_settings(config, database_url=db)
+    current, head = database_revision(settings.database_url), head_revision()
+    state = "up to date" if current == head else "run `ocrd db upgrade`"
+    typer.echo(f"{mask_url(settings.database_url)}: revision {current or 'none'}, "
+               f"newest {head} ({state})")  # fmt: skip

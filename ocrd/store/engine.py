@@ -231,6 +231,27 @@ def _check_reachable(store: Store) -> None:
         ) from None
 
 
+def _sqlite_file(store: Store) -> Path | None:
+    database = store.engine.url.database
+    if store.dialect != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database)
+
+
+def database_revision(url: str) -> str | None:
+    """The schema revision of the database at ``url`` (None: no ocrd schema), never creating
+    anything."""
+    store = Store(create_store_engine(url))
+    try:
+        sqlite_path = _sqlite_file(store)
+        if sqlite_path is not None and not sqlite_path.exists():
+            return None
+        _check_reachable(store)
+        return store.current_revision()
+    finally:
+        store.dispose()
+
+
 def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
     """Open the database at ``url`` (default: the configured ``database_url``).
 
@@ -242,12 +263,10 @@ def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
         from ocrd.config import load_settings
 
         url = load_settings().database_url
-    engine = create_store_engine(url)
-    store = Store(engine)
-    database = engine.url.database
-    if store.dialect == "sqlite" and database and database != ":memory:":
-        sqlite_path = Path(database)
-        if not upgrade and not database.startswith("file:") and not sqlite_path.exists():
+    store = Store(create_store_engine(url))
+    sqlite_path = _sqlite_file(store)
+    if sqlite_path is not None:
+        if not upgrade and not sqlite_path.exists():
             raise SchemaOutdatedError(
                 f"database file {sqlite_path} does not exist; run `ocrd db upgrade` "
                 "(or `ocrd process`) to create it"

@@ -1,0 +1,215 @@
+"""Read-side queries: the filtered, streamed result export and the status summary."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+
+from sqlalchemy import Select, func, select
+
+from ocrd.store.engine import Store
+from ocrd.store.models import Document, DocumentStatus, Result, utcnow
+
+# The stable export contract: these columns first, in this order; more may be appended.
+STABLE_COLUMNS = (
+    "path", "page", "x", "y", "w", "h", "text", "confidence", "kind", "model",
+    "processed_at", "sha256",
+)  # fmt: skip
+EXTRA_COLUMNS = ("document_id", "result_id", "status", "original_name", "error", "digits")
+COLUMNS = STABLE_COLUMNS + EXTRA_COLUMNS
+
+STREAM_BATCH = 2000
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_SPAN_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(text: str, *, now: datetime | None = None) -> datetime:
+    """A point in time from ``today``, ``yesterday``, ``now``, an ISO date or datetime (naive
+    means local time) or a span back from now (``30m``, ``2h``, ``7d``, ``1w``); UTC-aware.
+    Raises ValueError with a one-line message for anything else."""
+    now = now or utcnow()
+    word = text.strip().lower()
+    local_midnight = datetime.combine(now.astimezone().date(), time()).astimezone()
+    if word == "now":
+        return now
+    if word == "today":
+        return local_midnight.astimezone(UTC)
+    if word == "yesterday":
+        return (local_midnight - timedelta(days=1)).astimezone(UTC)
+    if match := _SPAN.match(word):
+        amount, unit = float(match[1]), match[2].lower()
+        return now - timedelta(**{_SPAN_UNITS[unit]: amount})
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"cannot read time {text!r}: use today, yesterday, now, an ISO date or datetime "
+            "(2026-01-31, 2026-01-31T08:00) or a span like 30m, 2h, 7d, 1w"
+        ) from None
+    return parsed.astimezone(UTC)  # naive datetimes are taken as local time
+
+
+def glob_to_like(pattern: str) -> str:
+    """Shell glob (``*`` and ``?``) to an SQL LIKE pattern with ``\\`` as escape."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+@dataclass(frozen=True)
+class ResultFilter:
+    since: datetime | None = None  # documents finished at or after
+    until: datetime | None = None  # ... and before
+    path_glob: str | None = None  # matches the full path or the original file name
+    min_confidence: float | None = None
+    kind: str | None = None
+    status: str | None = None  # with a status, documents without results are listed too
+    limit: int | None = None
+
+
+def results_query(filters: ResultFilter) -> Select:
+    processed_at = Document.finished_at.label("processed_at")
+    columns = [
+        Document.path, Result.page, Result.x, Result.y, Result.w, Result.h, Result.text,
+        Result.confidence, Result.kind, Result.model, processed_at, Document.sha256,
+        Document.id.label("document_id"), Result.id.label("result_id"), Document.status,
+        Document.original_name, Document.error, Result.digits,
+    ]  # fmt: skip
+    query = select(*columns).select_from(Document)
+    if filters.status:
+        query = query.outerjoin(Result, Result.document_id == Document.id)
+        query = query.where(Document.status == filters.status)
+    else:
+        query = query.join(Result, Result.document_id == Document.id)
+    if filters.since is not None:
+        query = query.where(Document.finished_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Document.finished_at < filters.until)
+    if filters.path_glob:
+        like = glob_to_like(filters.path_glob)
+        query = query.where(
+            Document.path.ilike(like, escape="\\") | Document.original_name.ilike(like, escape="\\")
+        )
+    if filters.min_confidence is not None:
+        query = query.where(Result.confidence >= filters.min_confidence)
+    if filters.kind:
+        query = query.where(Result.kind == filters.kind)
+    query = query.order_by(Document.finished_at, Document.id, Result.page, Result.id)
+    if filters.limit is not None:
+        query = query.limit(filters.limit)
+    return query
+
+
+def iter_results(store: Store, filters: ResultFilter) -> Iterator[dict[str, object]]:
+    """Matching rows as dicts keyed by ``COLUMNS``, streamed from a server-side cursor (constant
+    memory however many rows match)."""
+    with store.engine.connect() as connection:
+        rows = connection.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(
+            results_query(filters)
+        )
+        for row in rows:
+            yield dict(row._mapping)
+
+
+def format_time(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def export_values(row: dict[str, object]) -> list[object]:
+    """One row as CSV cells in ``COLUMNS`` order."""
+    cells: list[object] = []
+    for name in COLUMNS:
+        value = row[name]
+        if name == "processed_at":
+            value = format_time(value)  # type: ignore[arg-type]
+        elif name == "digits":
+            value = "" if value is None else json.dumps(value, separators=(",", ":"))
+        elif name == "confidence" and value is not None:
+            value = round(float(value), 5)  # type: ignore[arg-type]
+        cells.append("" if value is None else value)
+    return cells
+
+
+def export_json(row: dict[str, object]) -> str:
+    """One row as a JSON object (one line)."""
+    record = {name: row[name] for name in COLUMNS}
+    record["processed_at"] = format_time(row["processed_at"]) or None  # type: ignore[arg-type]
+    if record["confidence"] is not None:
+        record["confidence"] = round(float(record["confidence"]), 5)  # type: ignore[arg-type]
+    return json.dumps(record, ensure_ascii=False)
+
+
+@dataclass
+class StatusSummary:
+    counts: dict[str, int] = field(default_factory=dict)  # documents by status (all statuses)
+    results: int = 0
+    last_processed: dict[str, object] | None = None  # path, status, finished_at
+    oldest_pending: dict[str, object] | None = None  # path, received_at, age_seconds
+    window_minutes: int = 60
+    files_last_window: int = 0  # done or failed in the window
+    results_last_window: int = 0
+
+    @property
+    def files_per_minute(self) -> float:
+        return self.files_last_window / self.window_minutes
+
+    @property
+    def results_per_minute(self) -> float:
+        return self.results_last_window / self.window_minutes
+
+    def as_dict(self) -> dict[str, object]:
+        def stamp(entry: dict[str, object] | None) -> dict[str, object] | None:
+            if entry is None:
+                return None
+            return {k: format_time(v) if isinstance(v, datetime) else v for k, v in entry.items()}
+
+        return {
+            "documents": self.counts,
+            "results": self.results,
+            "last_processed": stamp(self.last_processed),
+            "oldest_pending": stamp(self.oldest_pending),
+            "window_minutes": self.window_minutes,
+            "files_per_minute": round(self.files_per_minute, 3),
+            "results_per_minute": round(self.results_per_minute, 3),
+        }
+
+
+def status_summary(store: Store, *, window_minutes: int = 60) -> StatusSummary:
+    now = utcnow()
+    window_start = now - timedelta(minutes=window_minutes)
+    processed = (DocumentStatus.DONE.value, DocumentStatus.FAILED.value)
+    summary = StatusSummary(window_minutes=window_minutes)
+    with store.session(write=False) as session:
+        by_status = dict(
+            session.execute(select(Document.status, func.count()).group_by(Document.status)).all()
+        )
+        summary.counts = {status.value: by_status.get(status.value, 0) for status in DocumentStatus}
+        summary.results = session.scalar(select(func.count()).select_from(Result)) or 0
+        last = session.execute(
+            select(Document.path, Document.status, Document.finished_at)
+            .where(Document.status.in_(processed), Document.finished_at.is_not(None))
+            .order_by(Document.finished_at.desc())
+            .limit(1)
+        ).first()
+        if last is not None:
+            summary.last_processed = dict(last._mapping)
+        oldest = session.execute(
+            select(Document.path, Document.received_at)
+            .where(Document.status == DocumentStatus.PENDING.value)
+            .order_by(Document.received_at)
+            .limit(1)
+        ).first()
+        if oldest is not None:
+            age = (now - oldest.received_at).total_seconds()
+            summary.oldest_pending = {**oldest._mapping, "age_seconds": round(age, 1)}
+        summary.files_last_window = session.scalar(
+            select(func.count())
+            .select_from(Document)
+            .where(Document.status.in_(processed), Document.finished_at >= window_start)
+        ) or 0  # fmt: skip
+        summary.results_last_window = session.scalar(
+            select(func.count()).select_from(Result).where(Result.created_at >= window_start)
+        ) or 0  # fmt: skip
+    return summary
