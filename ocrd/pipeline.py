@@ -1,27 +1,178 @@
-"""Synchronous file -> DocumentReading pipeline: vision, then recognition.
+"""Synchronous file -> DocumentReading pipeline: vision, then recognition, then fusion.
 
-Used by `ocrd process` and `ocrd read`; the daemon composes the same stages with
-batching across files. PLACEHOLDER until vision and recognition land: counts pages
-and returns no fields, but raises BadInputError on unreadable files like the real one.
+Used by `ocrd process` and `ocrd read`; the daemon composes `extract_fields` and `fuse` with
+its own cross-file batcher, so both are free of global state.
+
+Fusion policy (which reading to trust, per field):
+
+- comb cells and single-digit images: the per-digit classifier, one digit per cell/image.
+  The sequence model's reading of the same field is a second opinion.
+- free-written strings (free / underline / box / printed): the sequence model, which copes
+  with touching and broken digits. The per-digit classifier on the separated blobs is the
+  second opinion.
+- both agree: confidence = 1 - (1 - a)(1 - b) (two independent readers rarely agree on a
+  wrong answer). They disagree: the primary text is kept and its confidence is multiplied by
+  DISAGREEMENT_PENALTY, except that a sequence reading which is unsure (< 0.5) yields to a
+  per-digit reading in which every digit is sure (>= 0.95) and the digit count matches.
+- not digits: when every per-digit crop is rejected (`is_digit` False) the field is dropped
+  (returns None): printed words and marks that slipped past vision's filters.
+Per-digit details (label, confidence, runner-up, box) are kept in `FieldReading.digits`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ocrd.types import BadInputError, DocumentReading
+import numpy as np
+
+from ocrd.normalize import LINE_MARGIN
+from ocrd.types import Box, DigitReading, DocumentReading, Field, FieldReading, Page
+from ocrd.vision import find_fields, iter_pages, sniff_media_type
+
+if TYPE_CHECKING:
+    from ocrd.recognition import DigitPrediction, LinePrediction, Recognizer
+
+DEFAULT_MAX_PIXELS = 200_000_000
+DIGIT_LAYOUTS = frozenset({"comb", "single"})
+DISAGREEMENT_PENALTY = 0.7
+SURE_DIGIT = 0.95
+UNSURE_LINE = 0.5
 
 
-def read_document(path: Path) -> DocumentReading:
-    from PIL import Image, UnidentifiedImageError
+def extract_fields(
+    path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, pdf_dpi: int = 300
+) -> Iterator[tuple[Page, list[Field]]]:
+    """Each page of the file with its fields, one page at a time. Raises BadInputError."""
+    for page in iter_pages(Path(path), max_pixels=max_pixels, pdf_dpi=pdf_dpi):
+        yield page, find_fields(page)
 
-    if path.stat().st_size == 0:
-        raise BadInputError("empty file")
-    try:
-        with Image.open(path) as img:
-            pages = getattr(img, "n_frames", 1)
-            img.load()
-            media = Image.MIME.get(img.format or "", "application/octet-stream")
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise BadInputError(f"not a readable image: {exc}") from exc
-    return DocumentReading(media_type=media, pages=pages, fields=[])
+
+def read_fields(fields: Sequence[Field], recognizer: Recognizer) -> list[FieldReading | None]:
+    """Read a batch of fields with one sequence call and one classifier call; fuse each."""
+    if not fields:
+        return []
+    with_lines = [i for i, f in enumerate(fields) if f.line_crop is not None]
+    line_predictions = (
+        recognizer.read_lines([fields[i].line_crop for i in with_lines]) if with_lines else []
+    )
+    lines: list[LinePrediction | None] = [None] * len(fields)
+    for index, prediction in zip(with_lines, line_predictions, strict=True):
+        lines[index] = prediction
+    crops = [crop for f in fields for crop in f.digit_crops]
+    digit_predictions = recognizer.read_digits(np.stack(crops).astype(np.float32)) if crops else []
+    readings, start = [], 0
+    for field, line in zip(fields, lines, strict=True):
+        digits = list(digit_predictions[start : start + len(field.digit_crops)])
+        start += len(field.digit_crops)
+        readings.append(fuse(field, line, digits, recognizer.model_name))
+    return readings
+
+
+def read_document(
+    path: Path,
+    recognizer: Recognizer | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    pdf_dpi: int = 300,
+) -> DocumentReading:
+    """Everything read from one file (models loaded lazily). Raises BadInputError."""
+    path = Path(path)
+    media_type = sniff_media_type(path)
+    if recognizer is None:
+        from ocrd.recognition import load_recognizer
+
+        recognizer = load_recognizer()
+    document = DocumentReading(media_type=media_type, pages=0)
+    for page, fields in extract_fields(path, max_pixels=max_pixels, pdf_dpi=pdf_dpi):
+        document.pages = page.number
+        document.fields.extend(r for r in read_fields(fields, recognizer) if r is not None)
+    return document
+
+
+def fuse(
+    field: Field,
+    line: LinePrediction | None,
+    digits: list[DigitPrediction],
+    model_name: str,
+) -> FieldReading | None:
+    """One text + confidence for a field from the two readers (policy in the module doc)."""
+    if digits and not any(d.is_digit for d in digits):
+        return None
+    digit_text = "".join(str(int(d.label)) for d in digits)
+    digit_conf = min((float(d.confidence) for d in digits), default=0.0)
+    line_text = line.text if line is not None else ""
+    line_conf = float(line.confidence) if line is not None else 0.0
+    digit_primary = field.layout in DIGIT_LAYOUTS or not line_text
+    if digit_primary:
+        text, confidence, other_text, other_conf = digit_text, digit_conf, line_text, line_conf
+    else:
+        text, confidence, other_text, other_conf = line_text, line_conf, digit_text, digit_conf
+        sure_digits = digits and digit_conf >= SURE_DIGIT and len(digits) == len(field.digit_boxes)
+        if text != other_text and line_conf < UNSURE_LINE and sure_digits:
+            text, confidence, other_text, other_conf = digit_text, digit_conf, line_text, line_conf
+            digit_primary = True
+    if not text:
+        return None
+    if other_text:
+        if other_text == text:
+            confidence = 1.0 - (1.0 - confidence) * (1.0 - other_conf)
+        else:
+            confidence *= DISAGREEMENT_PENALTY
+    details = _digit_details(field, text, digits if digit_primary else None, line)
+    return FieldReading(
+        page=field.page,
+        box=field.box,
+        text=text,
+        confidence=float(np.clip(confidence, 0.0, 1.0)),
+        kind=field.kind,
+        model=model_name,
+        digits=details,
+    )
+
+
+def _digit_details(
+    field: Field,
+    text: str,
+    digits: list[DigitPrediction] | None,
+    line: LinePrediction | None,
+) -> list[DigitReading]:
+    """Per-character label, confidence, runner-up and box."""
+    if digits is not None:
+        return [
+            DigitReading(
+                digit=str(int(d.label)),
+                confidence=float(d.confidence),
+                box=box,
+                runner_up=str(int(d.runner_up)),
+                runner_up_confidence=float(d.runner_up_confidence),
+            )
+            for d, box in zip(digits, field.digit_boxes, strict=False)
+        ]
+    assert line is not None
+    confidences = list(line.confidences) + [line.confidence] * len(text)
+    boxes = (
+        field.digit_boxes
+        if len(field.digit_boxes) == len(text)
+        else _boxes_from_positions(field, list(line.positions), len(text))
+    )
+    return [
+        DigitReading(digit=char, confidence=float(conf), box=box)
+        for char, conf, box in zip(text, confidences, boxes, strict=False)
+    ]
+
+
+def _boxes_from_positions(field: Field, positions: list[float], count: int) -> list[Box]:
+    """Map the sequence model's column positions (line-crop pixels) back to page boxes."""
+    crop_width = field.line_crop.shape[1] if field.line_crop is not None else 0
+    inner = max(1.0, crop_width - 2 * LINE_MARGIN)
+    width = max(1, field.box.w // max(1, count))
+    if len(positions) < count:
+        positions = [LINE_MARGIN + inner * (i + 0.5) / count for i in range(count)]
+    boxes = []
+    for position in positions[:count]:
+        centre = field.box.x + (position - LINE_MARGIN) / inner * field.box.w
+        x = int(round(min(max(centre - width / 2, field.box.x), field.box.x + field.box.w - width)))
+        boxes.append(Box(x, field.box.y, width, field.box.h))
+    return boxes

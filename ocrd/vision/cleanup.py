@@ -1,0 +1,147 @@
+"""Page clean-up: working resolution, background flattening, binarisation, deskew.
+
+Everything downstream works on an INK-BRIGHT image (ink high, paper 0) at a reduced
+"working" resolution (~150 dpi), which keeps a 300-dpi A4 page fast while digits stay
+30+ pixels tall, comfortably more than the 20-pixel box the models see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+WORK_DPI = 150.0
+A4_LONG_SIDE_INCHES = 11.69
+MAX_SKEW_DEGREES = 10.0
+# Images this small without a dpi are snapshots (a digit drawn in Paint, a photo crop),
+# not scanned pages: they are read as a whole at their own size.
+SNAPSHOT_MAX_SIDE = 1000
+
+
+@dataclass
+class CleanPage:
+    """The page ready for structure and field finding, plus how to map back to the page."""
+
+    ink: np.ndarray  # uint8 ink-bright, deskewed, at working resolution
+    binary: np.ndarray  # uint8 0/255 mask of ink (same geometry as `ink`)
+    scale: float  # working pixels per page pixel
+    to_page: np.ndarray  # 2x3 affine: deskewed working coords -> page coords
+    px_per_inch: float  # working pixels per inch (estimated when the file has no dpi)
+    angle: float  # skew that was removed, degrees
+    snapshot: bool  # small image without dpi: read as a whole (single digit / short number)
+
+
+def clean_page(gray: np.ndarray, dpi: int) -> CleanPage:
+    """Grayscale page -> flattened, binarised, deskewed ink image at working resolution."""
+    height, width = gray.shape
+    snapshot = dpi <= 0 and max(height, width) <= SNAPSHOT_MAX_SIDE
+    if snapshot:
+        scale, px_per_inch = 1.0, max(height, width) / 1.5
+    else:
+        page_dpi = dpi if dpi > 0 else max(height, width) / A4_LONG_SIDE_INCHES
+        # An integer shrink factor keeps OpenCV's fast area-averaging path (~10x faster).
+        factor = max(1, int(page_dpi / WORK_DPI + 0.25))
+        scale = 1.0 / factor
+        px_per_inch = page_dpi * scale
+    small = gray if scale == 1.0 else _shrink(gray, round(1 / scale))
+    ink = ink_image(small)
+    threshold = ink_threshold(ink)
+    binary = _binarise(ink, threshold)
+    angle = 0.0 if snapshot else estimate_skew(binary)
+    to_page = np.array([[1 / scale, 0, 0], [0, 1 / scale, 0]], np.float64)
+    if abs(angle) >= 0.15:
+        ink, rotation = _rotate(ink, angle)
+        binary = _binarise(ink, threshold)
+        inverse = cv2.invertAffineTransform(rotation)
+        to_page = np.vstack([to_page, [0, 0, 1]])[:2] @ np.vstack([inverse, [0, 0, 1]])
+    return CleanPage(ink, binary, scale, to_page, px_per_inch, angle, snapshot)
+
+
+def components(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """8-connected components: (count, labels, stats). BBDT is ~3x faster than the default."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        binary, 8, cv2.CV_32S, cv2.CCL_BBDT
+    )
+    return count, labels, stats
+
+
+def _shrink(gray: np.ndarray, factor: int) -> np.ndarray:
+    """Area-average by an integer factor (the last < factor rows/columns are dropped)."""
+    height, width = (gray.shape[0] // factor), (gray.shape[1] // factor)
+    trimmed = gray[: height * factor, : width * factor]
+    return cv2.resize(trimmed, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def ink_image(gray: np.ndarray) -> np.ndarray:
+    """Paper-relative ink darkness: flattens grey paper, shadows and uneven lighting.
+
+    The paper level is a max-filter (strokes are thinner than the window) of a 4x smaller
+    copy, smoothed and scaled back; ink = paper - pixel. Dark-background images (white
+    digit on black, MNIST style) are inverted first.
+    """
+    if float(np.median(gray)) < 100:
+        gray = 255 - gray
+    h, w = gray.shape
+    coarse = cv2.resize(gray, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    window = max(3, (min(coarse.shape) // 40) | 1)
+    window = min(window, 9)
+    paper = cv2.dilate(coarse, cv2.getStructuringElement(cv2.MORPH_RECT, (window, window)))
+    paper = cv2.blur(paper, (window, window))
+    paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
+    # Darkness relative to the local paper, so grey paper and shadows look white.
+    ink = cv2.subtract(paper, gray)
+    return cv2.divide(ink, np.maximum(paper, 64), scale=255.0)
+
+
+def ink_threshold(ink: np.ndarray) -> float:
+    """A binarisation level above the paper noise but low enough for faint pencil."""
+    sample = ink[::3, ::3]
+    background = sample[sample < 60].astype(np.float32)
+    if background.size == 0:
+        return 50.0
+    centre = float(np.median(background))
+    noise = 1.4826 * float(np.median(np.abs(background - centre)))  # robust sigma (MAD)
+    return float(np.clip(centre + 5.0 * noise, 28.0, 100.0))
+
+
+def _binarise(ink: np.ndarray, threshold: float) -> np.ndarray:
+    _, binary = cv2.threshold(ink, threshold, 255, cv2.THRESH_BINARY)
+    return binary
+
+
+def estimate_skew(binary: np.ndarray) -> float:
+    """Skew in degrees (+-10) that maximises the sharpness of the row profile of the ink.
+
+    Rows of text and ruled lines give a spiky horizontal projection only when level; we
+    shear ink pixel coordinates instead of rotating the image, so each angle costs a bincount.
+    """
+    ys, xs = np.nonzero(binary[::2, ::2])
+    if len(ys) < 50:
+        return 0.0
+    if len(ys) > 80_000:
+        pick = np.random.default_rng(0).choice(len(ys), 80_000, replace=False)
+        ys, xs = ys[pick], xs[pick]
+    ys = ys.astype(np.float32)
+    xs = xs.astype(np.float32) - binary.shape[1] / 4
+
+    def sharpness(degrees: float) -> float:
+        shifted = ys - xs * np.tan(np.radians(degrees))
+        counts = np.bincount((shifted - shifted.min()).astype(np.int32))
+        return float(np.dot(counts, counts))
+
+    coarse = np.arange(-MAX_SKEW_DEGREES, MAX_SKEW_DEGREES + 0.01, 0.5)
+    best = max(coarse, key=sharpness)
+    fine = np.arange(best - 0.5, best + 0.51, 0.1)
+    best = max(fine, key=sharpness)
+    # Image y points down, so a positive shear slope is a clockwise tilt.
+    return float(round(best, 2))
+
+
+def _rotate(ink: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate so the page is level; returns the image and the 2x3 page->level matrix."""
+    h, w = ink.shape
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    level = cv2.warpAffine(ink, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    return level, matrix

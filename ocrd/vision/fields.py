@@ -1,0 +1,284 @@
+"""Grouping ink into digit fields and making the model crops.
+
+Ink blobs (connected components left after ruled lines are erased) are assigned to the comb,
+box or underline that holds them; the rest are grouped by proximity, shared height and
+baseline into free-written numbers. Groups that look like printed words (mixed letter
+heights), logos (solid blobs) or specks are dropped before any model sees them. Sizes are
+in inches via the page's dpi so the rules hold from 150 to 600 dpi.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ocrd.normalize import normalize_digit, normalize_line
+from ocrd.types import Box, Field, Page
+from ocrd.vision.cleanup import CleanPage, clean_page, components
+from ocrd.vision.structure import Frame, Structure, find_structure
+
+PRINTED_MAX_HEIGHT_IN = 0.16  # printed form text is 8-14 pt; handwriting is taller
+MIN_DIGIT_HEIGHT_IN = 0.06
+
+
+@dataclass
+class Blob:
+    label: int
+    x: int
+    y: int
+    w: int
+    h: int
+    area: int
+
+    @property
+    def x2(self) -> int:
+        return self.x + self.w
+
+    @property
+    def y2(self) -> int:
+        return self.y + self.h
+
+    @property
+    def cx(self) -> float:
+        return self.x + self.w / 2
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2
+
+
+@dataclass
+class Group:
+    layout: str
+    units: list[list[Blob]]  # one list of blobs per digit, left to right
+    kind: str = "handwritten"
+
+
+def find_fields(page: Page) -> list[Field]:
+    """Digit fields on a page, boxes in the page's own pixels, crops ready for the models."""
+    clean = clean_page(page.image, page.dpi)
+    if clean.snapshot:
+        structure = Structure(frames=[], ink=clean.ink, binary=clean.binary)
+    else:
+        structure = find_structure(clean.ink, clean.binary, clean.px_per_inch)
+    _count, labels, stats = components(structure.binary)
+    blobs = _blobs(stats, clean)
+    if clean.snapshot:
+        groups = _snapshot_group(blobs)
+    else:
+        groups = _structured_groups(structure.frames, blobs, clean.px_per_inch)
+    fields = []
+    for group in groups:
+        made = _make_field(group, page, clean, structure.ink, labels)
+        if made is not None:
+            fields.append(made)
+    fields.sort(key=lambda f: (f.box.y // 20, f.box.x))
+    return fields
+
+
+def _blobs(stats: np.ndarray, clean: CleanPage) -> list[Blob]:
+    """Components big enough to be part of a digit (specks and dust dropped)."""
+    min_side = 0.035 * clean.px_per_inch if not clean.snapshot else 2
+    blobs = []
+    for label in range(1, len(stats)):
+        x, y, w, h, area = (int(v) for v in stats[label])
+        if max(w, h) < min_side or area < 4:
+            continue
+        blobs.append(Blob(label, x, y, w, h, area))
+    return blobs
+
+
+def _snapshot_group(blobs: list[Blob]) -> list[Group]:
+    """A small image is one field: the whole drawing (a single digit or a short number)."""
+    if not blobs:
+        return []
+    tallest = max(b.h for b in blobs)
+    kept = [b for b in blobs if b.h >= 0.25 * tallest or b.area >= 0.1 * max(x.area for x in blobs)]
+    units = _units(kept)
+    return [Group("single" if len(units) == 1 else "free", units)]
+
+
+def _structured_groups(frames: list[Frame], blobs: list[Blob], ppi: float) -> list[Group]:
+    free = set(range(len(blobs)))
+    groups = []
+    # Boxes and combs first (they enclose their ink), then underlines (ink sits above them).
+    for frame in sorted(frames, key=lambda f: f.layout == "underline"):
+        members = [i for i in sorted(free) if _belongs(blobs[i], frame, ppi)]
+        if not members:
+            continue
+        free -= set(members)
+        chosen = [blobs[i] for i in members]
+        units = _comb_units(chosen, frame) if frame.layout == "comb" else _units(chosen)
+        if units:
+            groups.append(Group(frame.layout, units))
+    for members in _cluster([blobs[i] for i in sorted(free)], ppi):
+        group = _free_group(members, ppi)
+        if group is not None:
+            groups.append(group)
+    return groups
+
+
+def _belongs(blob: Blob, frame: Frame, ppi: float) -> bool:
+    slack = 0.05 * ppi
+    if frame.layout == "underline":
+        return (
+            frame.x - slack <= blob.cx <= frame.x + frame.w + slack
+            and frame.y - 0.5 * ppi <= blob.y2 <= frame.y + frame.h + 0.1 * ppi
+            and blob.y < frame.y
+        )
+    return (
+        frame.x - slack <= blob.cx <= frame.x + frame.w + slack
+        and frame.y - slack <= blob.cy <= frame.y + frame.h + slack
+    )
+
+
+def _comb_units(blobs: list[Blob], frame: Frame) -> list[list[Blob]]:
+    """One unit per non-empty comb cell (a digit may be drawn in several pieces)."""
+    units = []
+    for x0, x1 in frame.cells:
+        inside = [b for b in blobs if x0 <= b.cx < x1]
+        inside = _drop_specks(inside)
+        if inside:
+            units.append(inside)
+    return units
+
+
+def _drop_specks(blobs: list[Blob]) -> list[Blob]:
+    if not blobs:
+        return blobs
+    tallest = max(max(b.h, b.w) for b in blobs)
+    return [b for b in blobs if max(b.h, b.w) >= 0.3 * tallest]
+
+
+def _units(blobs: list[Blob]) -> list[list[Blob]]:
+    """Merge blobs that overlap horizontally (pieces of one digit) into digit units."""
+    units: list[list[Blob]] = []
+    for blob in sorted(blobs, key=lambda b: b.x):
+        if units:
+            x0 = min(b.x for b in units[-1])
+            x1 = max(b.x2 for b in units[-1])
+            overlap = min(x1, blob.x2) - max(x0, blob.x)
+            if overlap >= 0.5 * min(blob.w, x1 - x0):
+                units[-1].append(blob)
+                continue
+        units.append([blob])
+    heights = [_extent(u)[3] for u in units]
+    if not heights:
+        return units
+    tallest = max(heights)
+    return [u for u, h in zip(units, heights, strict=True) if h >= 0.3 * tallest]
+
+
+def _cluster(blobs: list[Blob], ppi: float) -> list[list[Blob]]:
+    """Link blobs on a shared baseline that are close left-to-right (vectorised pairs)."""
+    if not blobs:
+        return []
+    x = np.array([b.x for b in blobs], np.float32)
+    y = np.array([b.y for b in blobs], np.float32)
+    x2 = np.array([b.x2 for b in blobs], np.float32)
+    y2 = np.array([b.y2 for b in blobs], np.float32)
+    h = y2 - y
+    v_overlap = np.minimum(y2[:, None], y2[None, :]) - np.maximum(y[:, None], y[None, :])
+    h_gap = np.maximum(x[:, None], x[None, :]) - np.minimum(x2[:, None], x2[None, :])
+    taller = np.maximum(h[:, None], h[None, :])
+    shorter = np.minimum(h[:, None], h[None, :])
+    linked = (v_overlap >= 0.45 * shorter) & (h_gap <= np.minimum(0.7 * taller, 0.3 * ppi))
+    parent = list(range(len(blobs)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(linked, 1)), strict=True):
+        parent[root(int(i))] = root(int(j))
+    clusters: dict[int, list[Blob]] = {}
+    for i, blob in enumerate(blobs):
+        clusters.setdefault(root(i), []).append(blob)
+    return list(clusters.values())
+
+
+def _free_group(blobs: list[Blob], ppi: float) -> Group | None:
+    """A free-standing cluster, or None when it is not a number (words, logos, specks)."""
+    units = _units(blobs)
+    if not units:
+        return None
+    extents = [_extent(u) for u in units]
+    heights = np.array([e[3] for e in extents], np.float32)
+    bottoms = np.array([e[1] + e[3] for e in extents], np.float32)
+    tallest = float(heights.max())
+    if tallest < MIN_DIGIT_HEIGHT_IN * ppi or tallest > 1.2 * ppi:
+        return None
+    if len(units) >= 3 and float(np.mean(heights < 0.8 * tallest)) > 0.3:
+        return None  # lower-case letters beside capitals/ascenders: printed words
+    if len(units) <= 2 and any(_is_solid(u) for u in units):
+        return None  # filled shapes: logos, stamps
+    median = float(np.median(heights))
+    uniform = (heights.max() - heights.min()) <= 0.15 * median and np.std(bottoms) <= 0.1 * median
+    if median < PRINTED_MAX_HEIGHT_IN * ppi and uniform:
+        return Group("printed", units, kind="printed")
+    if len(units) == 1 and tallest < 0.12 * ppi:
+        return None  # a lone small mark (punctuation, a dot, a tick)
+    return Group("free", units)
+
+
+def _is_solid(unit: list[Blob]) -> bool:
+    x, y, w, h = _extent(unit)
+    fill = sum(b.area for b in unit) / float(w * h)
+    return fill > 0.6 and w > 0.6 * h
+
+
+def _extent(unit: list[Blob]) -> tuple[int, int, int, int]:
+    x0 = min(b.x for b in unit)
+    y0 = min(b.y for b in unit)
+    x1 = max(b.x2 for b in unit)
+    y1 = max(b.y2 for b in unit)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _make_field(
+    group: Group, page: Page, clean: CleanPage, ink: np.ndarray, labels: np.ndarray
+) -> Field | None:
+    blobs = [b for unit in group.units for b in unit]
+    box = _extent(blobs)
+    line_crop = normalize_line(_masked_crop(ink, labels, blobs, box))
+    digit_crops, digit_boxes = [], []
+    for unit in group.units:
+        unit_box = _extent(unit)
+        digit_crops.append(normalize_digit(_masked_crop(ink, labels, unit, unit_box)))
+        digit_boxes.append(_to_page_box(unit_box, clean, page.image.shape))
+    return Field(
+        page=page.number,
+        box=_to_page_box(box, clean, page.image.shape),
+        kind=group.kind,  # type: ignore[arg-type]
+        layout=group.layout,
+        line_crop=line_crop,
+        digit_crops=digit_crops,
+        digit_boxes=digit_boxes,
+    )
+
+
+def _masked_crop(
+    ink: np.ndarray, labels: np.ndarray, blobs: list[Blob], box: tuple[int, int, int, int]
+) -> np.ndarray:
+    """The ink of exactly these blobs (neighbours and erased lines stay out), 1 px margin."""
+    x, y, w, h = box
+    y0, x0 = max(0, y - 1), max(0, x - 1)
+    y1, x1 = min(ink.shape[0], y + h + 1), min(ink.shape[1], x + w + 1)
+    mask = np.isin(labels[y0:y1, x0:x1], [b.label for b in blobs]).astype(np.uint8)
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    return ink[y0:y1, x0:x1] * mask
+
+
+def _to_page_box(box: tuple[int, int, int, int], clean: CleanPage, shape: tuple[int, ...]) -> Box:
+    x, y, w, h = box
+    corners = np.array([[x, y, 1], [x + w, y, 1], [x, y + h, 1], [x + w, y + h, 1]], np.float64)
+    points = corners @ clean.to_page.T
+    x0, y0 = np.floor(points.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(points.max(axis=0)).astype(int)
+    x0, y0 = max(0, x0), max(0, y0)
+    x1, y1 = min(shape[1], x1), min(shape[0], y1)
+    return Box(int(x0), int(y0), int(max(1, x1 - x0)), int(max(1, y1 - y0)))

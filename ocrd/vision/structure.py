@@ -1,0 +1,158 @@
+"""Form structure: ruled lines, underlines, boxes and comb fields; removing them cleanly.
+
+Lines are found by morphological opening with long thin kernels. A vertical run only counts
+as a ruled line when both its ends meet a horizontal line (a box side or comb divider), so a
+tall handwritten "1" is never mistaken for one. After the lines are erased, strokes that
+crossed them are bridged back with a short closing across the line, so digits are not cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ocrd.vision.cleanup import components
+
+
+@dataclass
+class Frame:
+    """A ruled structure that holds one field, in working (deskewed) pixels."""
+
+    layout: str  # "comb" / "box" / "underline"
+    x: int
+    y: int
+    w: int
+    h: int
+    cells: list[tuple[int, int]] = field(default_factory=list)  # comb: (x0, x1) per cell
+
+
+@dataclass
+class Structure:
+    frames: list[Frame]
+    ink: np.ndarray  # ink-bright image with ruled lines erased (crossing strokes kept)
+    binary: np.ndarray  # its 0/255 mask
+
+
+def find_structure(ink: np.ndarray, binary: np.ndarray, px_per_inch: float) -> Structure:
+    """Detect ruled lines and frames, and return the page with the lines removed."""
+    horizontal = _thin_only(_open(binary, (max(8, int(0.35 * px_per_inch)), 1)), px_per_inch)
+    vertical_runs = _open(binary, (1, max(6, int(0.16 * px_per_inch))))
+    vertical = _ruled_verticals(vertical_runs, horizontal, px_per_inch)
+    frames = _frames(horizontal, vertical, px_per_inch)
+    clean_binary, erased = _erase_lines(binary, horizontal, vertical, px_per_inch)
+    clean_ink = ink.copy()
+    clean_ink[erased] = 0
+    return Structure(frames=frames, ink=clean_ink, binary=clean_binary)
+
+
+def _open(binary: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, size)
+    return cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
+
+
+def _thin_only(horizontal: np.ndarray, px_per_inch: float) -> np.ndarray:
+    """Drop wide horizontal runs that are part of solid shapes (logos), not ruled lines."""
+    count, labels, stats = components(horizontal)
+    thin = stats[:, cv2.CC_STAT_HEIGHT] <= max(3, 0.06 * px_per_inch)
+    thin |= stats[:, cv2.CC_STAT_WIDTH] >= 12 * stats[:, cv2.CC_STAT_HEIGHT]  # long, skewed
+    thin[0] = False
+    return _keep(labels, stats, np.flatnonzero(thin))
+
+
+def _ruled_verticals(runs: np.ndarray, horizontal: np.ndarray, px_per_inch: float) -> np.ndarray:
+    """Keep vertical runs whose top and bottom both touch a horizontal line."""
+    reach = max(2, int(0.03 * px_per_inch))
+    near_h = cv2.dilate(horizontal, cv2.getStructuringElement(cv2.MORPH_RECT, (3, 2 * reach + 1)))
+    count, labels, stats = components(runs)
+    keep = []
+    for i in range(1, count):
+        x, y, w, h, _ = stats[i]
+        if w > 0.06 * px_per_inch:  # ruled lines are thin
+            continue
+        top = near_h[y, x : x + w].any()
+        bottom = near_h[y + h - 1, x : x + w].any()
+        if top and bottom:
+            keep.append(i)
+    return _keep(labels, stats, keep)
+
+
+def _keep(labels: np.ndarray, stats: np.ndarray, keep) -> np.ndarray:
+    """0/255 mask of the listed components, painted box by box (cheap when they are few)."""
+    mask = np.zeros(labels.shape, np.uint8)
+    for i in keep:
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        mask[y : y + h, x : x + w][labels[y : y + h, x : x + w] == i] = 255
+    return mask
+
+
+def _frames(horizontal: np.ndarray, vertical: np.ndarray, px_per_inch: float) -> list[Frame]:
+    frames = []
+    joined = cv2.bitwise_or(horizontal, vertical)
+    count, labels, stats = components(joined)
+    for i in range(1, count):
+        x, y, w, h, _ = stats[i]
+        if w < 0.3 * px_per_inch:
+            continue
+        region_v = (
+            vertical[y : y + h, x : x + w]
+            & (labels[y : y + h, x : x + w] == i).astype(np.uint8) * 255
+        )
+        dividers = _vertical_positions(region_v)
+        if h < 0.1 * px_per_inch or len(dividers) < 2:
+            frames.extend(_underlines(horizontal[y : y + h, x : x + w], x, y, px_per_inch))
+            continue
+        xs = [x + d for d in dividers]
+        if len(xs) >= 3:
+            frames.append(Frame("comb", x, y, w, h, cells=list(zip(xs[:-1], xs[1:], strict=True))))
+        else:
+            frames.append(Frame("box", x, y, w, h))
+    return frames
+
+
+def _vertical_positions(region: np.ndarray) -> list[int]:
+    """x centres of the vertical lines in a frame's region."""
+    columns = (region > 0).sum(axis=0) > 0.5 * region.shape[0]
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], columns.astype(np.int8), [0]])))
+    return [int((a + b - 1) // 2) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _underlines(region: np.ndarray, x0: int, y0: int, px_per_inch: float) -> list[Frame]:
+    """Each separate horizontal line in a component without sides is an underline."""
+    rows = np.flatnonzero(region.any(axis=1))
+    frames = []
+    if not len(rows):
+        return frames
+    cols = np.flatnonzero(region.any(axis=0))
+    return [
+        Frame(
+            "underline",
+            x0 + int(cols[0]),
+            y0 + int(rows[0]),
+            int(cols[-1] - cols[0] + 1),
+            int(rows[-1] - rows[0] + 1),
+        )
+    ]
+
+
+def _erase_lines(
+    binary: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray, px_per_inch: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Remove ruled lines; restore the pixels where a stroke crosses a line."""
+    grow = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+    h_mask = cv2.dilate(horizontal, grow)
+    v_mask = cv2.dilate(vertical, grow)
+    remaining = cv2.bitwise_and(binary, cv2.bitwise_not(cv2.bitwise_or(h_mask, v_mask)))
+    # Bridge across each line: ink directly above and below a horizontal line (or left and
+    # right of a vertical one) is a stroke crossing it.
+    # Printed rules are <= ~0.02 in thick; +3 px for the 3x3 growth and anti-aliasing.
+    reach = max(4, int(round(0.02 * px_per_inch)) + 3)
+    across_h = cv2.morphologyEx(remaining, cv2.MORPH_CLOSE, np.ones((reach, 1), np.uint8))
+    across_v = cv2.morphologyEx(remaining, cv2.MORPH_CLOSE, np.ones((1, reach), np.uint8))
+    restored = (across_h & h_mask) | (across_v & v_mask)
+    restored &= binary | cv2.dilate(binary, grow)
+    clean = remaining | restored
+    erased = (binary > 0) & (clean == 0)
+    erased |= ((h_mask | v_mask) > 0) & (clean == 0)
+    return clean, erased

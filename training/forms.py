@@ -1,0 +1,542 @@
+"""Synthetic scanned form pages with ground truth, for tests and benchmarks.
+
+A page is A4 at a chosen dpi with a printed title, printed row labels and one field per row:
+comb boxes (one digit per cell), an underlined string, a boxed string, a free string, or a
+printed reference number. Handwritten strings are composed from MNIST digits (`split="train"`
+for anything used in training, `split="t10k"` for evaluation only). One scan degradation is
+applied per page (rotation, blur, noise, speckle, JPEG, bilevel fax, edge shadow, grey paper,
+faint pencil, or a mix). Ground truth per field: text, kind, layout and the tight ink box in
+the pixels of the file as written (for PDF: pixels of the page rendered at `PDF_RENDER_DPI`).
+
+    python -m training.forms --out DIR --pages N --seed S --split train|t10k \
+        --format png|jpeg|tiff|pdf
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+A4_INCHES = (8.27, 11.69)  # width, height
+PDF_RENDER_DPI = 300  # ocrd rasterises PDF pages at this dpi; PDF truth boxes are in its pixels
+FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+LAYOUTS = ("comb", "underline", "box", "free", "printed")
+DEGRADATIONS = (
+    "clean",
+    "rotate",
+    "blur",
+    "noise",
+    "speckle",
+    "jpeg",
+    "bilevel",
+    "shadow",
+    "grey",
+    "faint",
+    "mixed",
+)
+FORMATS = ("png", "jpeg", "tiff", "pdf")
+LABELS = (
+    "Account number",
+    "Amount",
+    "Date of birth",
+    "Postcode",
+    "Customer no.",
+    "Quantity",
+    "Invoice",
+    "Telephone",
+    "Policy number",
+    "Branch code",
+)
+TITLES = ("Application form", "Order sheet", "Claim form", "Registration", "Delivery note")
+
+
+@dataclass
+class TruthField:
+    text: str
+    kind: str  # handwritten / printed
+    layout: str  # comb / underline / box / free / printed
+    box: list[int]  # [x, y, w, h] tight around the ink, in the written file's pixels
+
+
+@dataclass
+class FormPage:
+    image: np.ndarray  # uint8 grayscale, paper white
+    dpi: int
+    degradation: str
+    fields: list[TruthField] = field(default_factory=list)
+
+
+class DigitBank:
+    """MNIST digits by label, cropped to their ink."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images = images
+        self.by_label = [np.flatnonzero(labels == d) for d in range(10)]
+
+    @classmethod
+    def load(cls, split: str) -> DigitBank:
+        return _bank(split)
+
+    def sample(self, digit: int, rng: np.random.Generator) -> np.ndarray:
+        image = self.images[rng.choice(self.by_label[digit])]
+        rows = np.flatnonzero(image.max(axis=1) > 40)
+        cols = np.flatnonzero(image.max(axis=0) > 40)
+        return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+@lru_cache(maxsize=2)
+def _bank(split: str) -> DigitBank:
+    from training.readers import load_mnist
+
+    images, labels = load_mnist(split)
+    return DigitBank(images, labels)
+
+
+@lru_cache(maxsize=32)
+def _font(name: str, size_px: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(FONT_DIR / name), size_px)
+
+
+# -- drawing ---------------------------------------------------------------------------
+
+
+class _Canvas:
+    """A white page plus a float 'ink' layer for handwriting (composited at the end)."""
+
+    def __init__(self, dpi: int, size_inches: tuple[float, float]):
+        self.dpi = dpi
+        self.width = int(round(size_inches[0] * dpi))
+        self.height = int(round(size_inches[1] * dpi))
+        self.paper = Image.new("L", (self.width, self.height), 255)
+        self.draw = ImageDraw.Draw(self.paper)
+        self.hand = np.zeros((self.height, self.width), np.float32)
+
+    def px(self, inches: float) -> int:
+        return int(round(inches * self.dpi))
+
+    def line_width(self) -> int:
+        return max(1, self.px(0.011))
+
+    def text(self, xy: tuple[int, int], text: str, points: float, bold: bool = False) -> list[int]:
+        font = _font("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf", self.px(points / 72))
+        self.draw.text(xy, text, fill=0, font=font, anchor="ls")  # xy = left end of baseline
+        x0, y0, x1, y1 = self.draw.textbbox(xy, text, font=font, anchor="ls")
+        return [x0, y0, x1 - x0, y1 - y0]
+
+    def write_digit(self, digit_img: np.ndarray, x: int, bottom: int, height: int, darkness: float):
+        """Paste an MNIST digit scaled to `height` px with its bottom at `bottom`; returns box."""
+        scale = height / digit_img.shape[0]
+        w = max(1, int(round(digit_img.shape[1] * scale)))
+        ink = cv2.resize(digit_img, (w, height), interpolation=cv2.INTER_LINEAR)
+        ink = ink.astype(np.float32) / 255.0 * darkness
+        y = bottom - height
+        y0, x0 = max(0, y), max(0, x)
+        y1, x1 = min(self.height, y + height), min(self.width, x + w)
+        region = ink[y0 - y : y1 - y, x0 - x : x1 - x]
+        self.hand[y0:y1, x0:x1] = np.maximum(self.hand[y0:y1, x0:x1], region)
+        return [x0, y0, x1 - x0, y1 - y0], w
+
+    def compose(self) -> np.ndarray:
+        paper = np.asarray(self.paper, np.float32)
+        return np.clip(paper * (1.0 - self.hand), 0, 255).astype(np.uint8)
+
+
+def _union(boxes: list[list[int]]) -> list[int]:
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def _ink_box(canvas: _Canvas, box: list[int]) -> list[int]:
+    """Tighten a box to the pixels that are visibly inked (> 25% darkness)."""
+    x, y, w, h = box
+    region = canvas.hand[y : y + h, x : x + w] > 0.25
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    if not len(rows):
+        return box
+    return [
+        x + int(cols[0]),
+        y + int(rows[0]),
+        int(cols[-1] - cols[0] + 1),
+        int(rows[-1] - rows[0] + 1),
+    ]
+
+
+def _digits_text(rng: np.random.Generator, low: int, high: int) -> str:
+    return "".join(str(d) for d in rng.integers(0, 10, size=int(rng.integers(low, high + 1))))
+
+
+def _write_string(
+    canvas: _Canvas,
+    bank: DigitBank,
+    rng: np.random.Generator,
+    text: str,
+    x: int,
+    baseline: int,
+    height: int,
+    darkness: float,
+) -> list[int]:
+    boxes = []
+    for char in text:
+        h = int(round(height * rng.uniform(0.9, 1.1)))
+        bottom = baseline + int(round(height * rng.uniform(-0.05, 0.05)))
+        box, w = canvas.write_digit(bank.sample(int(char), rng), x, bottom, h, darkness)
+        boxes.append(box)
+        x += w + int(round(height * rng.uniform(0.08, 0.35)))
+    return _ink_box(canvas, _union(boxes))
+
+
+def _field_comb(canvas, bank, rng, x, row_top, darkness) -> TruthField:
+    text = _digits_text(rng, 4, 8)
+    cell_w, cell_h = canvas.px(rng.uniform(0.28, 0.36)), canvas.px(rng.uniform(0.36, 0.44))
+    lw = canvas.line_width()
+    top = row_top
+    canvas.draw.rectangle([x, top, x + cell_w * len(text), top + cell_h], outline=0, width=lw)
+    for i in range(1, len(text)):
+        canvas.draw.line([x + i * cell_w, top, x + i * cell_w, top + cell_h], fill=0, width=lw)
+    boxes = []
+    for i, char in enumerate(text):
+        h = int(round(cell_h * rng.uniform(0.6, 0.8)))
+        digit = bank.sample(int(char), rng)
+        w = int(round(digit.shape[1] * h / digit.shape[0]))
+        left = (
+            x + i * cell_w + (cell_w - w) // 2 + int(rng.integers(-cell_w // 10, cell_w // 10 + 1))
+        )
+        bottom = (
+            top + cell_h - (cell_h - h) // 2 + int(rng.integers(-cell_h // 10, cell_h // 10 + 1))
+        )
+        box, _ = canvas.write_digit(digit, left, bottom, h, darkness)
+        boxes.append(box)
+    return TruthField(text, "handwritten", "comb", _ink_box(canvas, _union(boxes)))
+
+
+def _field_underline(canvas, bank, rng, x, row_top, darkness) -> TruthField:
+    text = _digits_text(rng, 3, 8)
+    height = canvas.px(rng.uniform(0.2, 0.3))
+    baseline = row_top + canvas.px(0.4)
+    length = canvas.px(rng.uniform(2.6, 3.4))
+    line_y = baseline + canvas.px(rng.uniform(-0.01, 0.04))  # strokes may cross the line
+    canvas.draw.line([x, line_y, x + length, line_y], fill=0, width=canvas.line_width())
+    box = _write_string(canvas, bank, rng, text, x + canvas.px(0.15), baseline, height, darkness)
+    return TruthField(text, "handwritten", "underline", box)
+
+
+def _field_box(canvas, bank, rng, x, row_top, darkness) -> TruthField:
+    text = _digits_text(rng, 3, 8)
+    box_h = canvas.px(rng.uniform(0.42, 0.5))
+    height = int(box_h * rng.uniform(0.55, 0.7))
+    length = canvas.px(rng.uniform(2.6, 3.4))
+    canvas.draw.rectangle(
+        [x, row_top, x + length, row_top + box_h], outline=0, width=canvas.line_width()
+    )
+    baseline = row_top + (box_h + height) // 2
+    box = _write_string(canvas, bank, rng, text, x + canvas.px(0.12), baseline, height, darkness)
+    return TruthField(text, "handwritten", "box", box)
+
+
+def _field_free(canvas, bank, rng, x, row_top, darkness) -> TruthField:
+    text = _digits_text(rng, 2, 8)
+    height = canvas.px(rng.uniform(0.2, 0.32))
+    box = _write_string(canvas, bank, rng, text, x, row_top + canvas.px(0.4), height, darkness)
+    return TruthField(text, "handwritten", "free", box)
+
+
+def _field_printed(canvas, bank, rng, x, row_top, darkness) -> TruthField:
+    text = _digits_text(rng, 5, 10)
+    box = canvas.text((x, row_top + canvas.px(0.35)), text, float(rng.uniform(10, 14)))
+    return TruthField(text, "printed", "printed", box)
+
+
+_FIELD_WRITERS = {
+    "comb": _field_comb,
+    "underline": _field_underline,
+    "box": _field_box,
+    "free": _field_free,
+    "printed": _field_printed,
+}
+
+
+def render_page(
+    bank: DigitBank,
+    rng: np.random.Generator,
+    *,
+    dpi: int = 300,
+    degradation: str = "clean",
+    layouts: tuple[str, ...] = LAYOUTS,
+    rows: int | None = None,
+    size_inches: tuple[float, float] = A4_INCHES,
+) -> FormPage:
+    """One form page with its ground truth (boxes in this image's pixels)."""
+    canvas = _Canvas(dpi, size_inches)
+    margin = canvas.px(0.8)
+    canvas.text((margin, canvas.px(0.9)), str(rng.choice(TITLES)), 20, bold=True)
+    _draw_logo(canvas, rng)
+    darkness = (
+        float(rng.uniform(0.3, 0.5)) if degradation == "faint" else float(rng.uniform(0.75, 1.0))
+    )
+    row_pitch = 0.85
+    max_rows = int((size_inches[1] - 1.8) / row_pitch)
+    count = min(rows or max_rows, max_rows)
+    order = [layouts[i % len(layouts)] for i in range(count)]
+    rng.shuffle(order)
+    fields = []
+    field_x = margin + canvas.px(2.2)
+    for index, layout in enumerate(order):
+        row_top = canvas.px(1.5 + index * row_pitch)
+        canvas.text((margin, row_top + canvas.px(0.3)), str(rng.choice(LABELS)), 11)
+        writer = _FIELD_WRITERS[layout]
+        fields.append(writer(canvas, bank, rng, field_x, row_top, darkness))
+    image = canvas.compose()
+    page = FormPage(image=image, dpi=dpi, degradation=degradation, fields=fields)
+    return degrade(page, rng)
+
+
+def _draw_logo(canvas: _Canvas, rng: np.random.Generator) -> None:
+    """A filled shape at the top right: ink that is not digits."""
+    r = canvas.px(0.3)
+    cx, cy = canvas.width - canvas.px(1.3), canvas.px(0.75)
+    canvas.draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=0)
+    canvas.draw.rectangle([cx - r // 2, cy - r // 4, cx + r // 2, cy + r // 4], fill=255)
+
+
+# -- degradations ------------------------------------------------------------------------
+
+
+def degrade(page: FormPage, rng: np.random.Generator) -> FormPage:
+    """Apply the page's named degradation ("mixed" = several mild ones)."""
+    kind = page.degradation
+    image = page.image.astype(np.float32)
+    steps = [kind]
+    if kind == "mixed":
+        steps = list(
+            rng.choice(["rotate", "blur", "noise", "speckle", "grey", "jpeg"], 3, replace=False)
+        )
+    scale = page.dpi / 300.0
+    for step in steps:
+        if step == "rotate":
+            image, page.fields = _rotate(image, page.fields, float(rng.uniform(-5, 5)))
+        elif step == "blur":
+            image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.6, 1.6)) * scale)
+        elif step == "noise":
+            image = image + rng.normal(0, rng.uniform(8, 20), image.shape).astype(np.float32)
+        elif step == "speckle":
+            image = _speckle(image, rng, scale)
+        elif step == "grey":
+            low = float(rng.uniform(150, 200))
+            image = low + image * (255 - low) / 255 * rng.uniform(
+                0.8, 1.0
+            )  # grey paper, lighter ink
+        elif step == "shadow":
+            image = _edge_shadow(image, rng)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    if "jpeg" in steps:
+        ok, data = cv2.imencode(
+            ".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 40))]
+        )
+        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    if "bilevel" in steps:
+        image = np.where(image < 160, 0, 255).astype(np.uint8)
+    page.image = image
+    return page
+
+
+def _rotate(image: np.ndarray, fields: list[TruthField], angle: float):
+    h, w = image.shape
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    rotated = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=255)
+    moved = []
+    for f in fields:
+        x, y, bw, bh = f.box
+        # Rotating a tight box's corners over-estimates a little; shrink towards the centre
+        # by the usual 'rotated rectangle' slack so truth stays close to the ink.
+        corners = np.array(
+            [[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float64
+        )
+        pts = corners @ matrix.T
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        moved.append(TruthField(f.text, f.kind, f.layout, _box_from(x0, y0, x1, y1)))
+    return rotated, moved
+
+
+def _box_from(x0: float, y0: float, x1: float, y1: float) -> list[int]:
+    return [int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))]
+
+
+def _speckle(image: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+    h, w = image.shape
+    count = int(h * w * rng.uniform(1e-5, 4e-5))
+    ys, xs = rng.integers(0, h, count), rng.integers(0, w, count)
+    radius = max(1, int(round(1.5 * scale)))
+    out = image.copy()
+    for y, x in zip(ys, xs, strict=True):
+        cv2.circle(out, (int(x), int(y)), int(rng.integers(1, radius + 1)), 0, -1)
+    return out
+
+
+def _edge_shadow(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = image.shape
+    width = int(w * rng.uniform(0.08, 0.15))
+    ramp = np.ones(w, np.float32)
+    ramp[:width] = np.linspace(rng.uniform(0.35, 0.6), 1.0, width)
+    if rng.random() < 0.5:
+        ramp = ramp[::-1]
+    return image * ramp[None, :]
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def write_document(pages: list[FormPage], path: Path, fmt: str) -> dict:
+    """Write `pages` as one file (png/jpeg: first page only) and return its truth record."""
+    images = [_pil_page(p) for p in pages]
+    if fmt in ("png", "jpeg"):
+        images = images[:1]
+        pages = pages[:1]
+    dpi = pages[0].dpi
+    if fmt == "png":
+        images[0].save(path, format="PNG", dpi=(dpi, dpi))
+    elif fmt == "jpeg":
+        images[0].convert("L").save(path, format="JPEG", quality=92, dpi=(dpi, dpi))
+    elif fmt == "tiff":
+        compression = "group4" if all(i.mode == "1" for i in images) else "tiff_lzw"
+        images[0].save(
+            path,
+            format="TIFF",
+            save_all=True,
+            append_images=images[1:],
+            compression=compression,
+            dpi=(dpi, dpi),
+        )
+    elif fmt == "pdf":
+        images[0].save(path, format="PDF", save_all=True, append_images=images[1:], resolution=dpi)
+    else:
+        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    return {
+        "file": path.name,
+        "format": fmt,
+        "pages": [_page_truth(p, i + 1, fmt) for i, p in enumerate(pages)],
+    }
+
+
+def _pil_page(page: FormPage) -> Image.Image:
+    img = Image.fromarray(page.image, mode="L")
+    if page.degradation == "bilevel":
+        img = img.convert("1", dither=Image.Dither.NONE)  # fax: 1-bit, Group 4 in TIFF
+    return img
+
+
+def _page_truth(page: FormPage, number: int, fmt: str) -> dict:
+    factor = PDF_RENDER_DPI / page.dpi if fmt == "pdf" else 1.0
+    fields = []
+    for f in page.fields:
+        box = [int(round(v * factor)) for v in f.box]
+        fields.append(asdict(f) | {"box": box})
+    h, w = page.image.shape
+    return {
+        "page": number,
+        "dpi": PDF_RENDER_DPI if fmt == "pdf" else page.dpi,
+        "width": int(round(w * factor)),
+        "height": int(round(h * factor)),
+        "degradation": page.degradation,
+        "fields": fields,
+    }
+
+
+def generate(
+    out: Path,
+    *,
+    pages: int,
+    seed: int,
+    split: str,
+    fmt: str,
+    pages_per_file: int = 1,
+    dpi: int | None = None,
+    degradations: tuple[str, ...] = DEGRADATIONS,
+    layouts: tuple[str, ...] = LAYOUTS,
+    rows: int | None = None,
+    size_inches: tuple[float, float] = A4_INCHES,
+) -> list[Path]:
+    """Write `pages` pages into `out` (form-0001.<ext> + form-0001.json, ...); returns files."""
+    out.mkdir(parents=True, exist_ok=True)
+    bank = DigitBank.load(split)
+    rng = np.random.default_rng(seed)
+    ext = {"png": "png", "jpeg": "jpg", "tiff": "tif", "pdf": "pdf"}[fmt]
+    per_file = pages_per_file if fmt in ("tiff", "pdf") else 1
+    written = []
+    for file_index, start in enumerate(range(0, pages, per_file)):
+        batch = []
+        for page_index in range(start, min(pages, start + per_file)):
+            page_dpi = dpi or int(rng.choice([150, 200, 300, 400, 600]))
+            kind = degradations[page_index % len(degradations)]
+            batch.append(
+                render_page(
+                    bank,
+                    rng,
+                    dpi=page_dpi,
+                    degradation=kind,
+                    layouts=layouts,
+                    rows=rows,
+                    size_inches=size_inches,
+                )
+            )
+        path = out / f"form-{file_index + 1:04d}.{ext}"
+        truth = write_document(batch, path, fmt)
+        truth["split"] = split
+        path.with_suffix(".json").write_text(json.dumps(truth, indent=1))
+        written.append(path)
+    return written
+
+
+def encode_png(page: FormPage) -> bytes:
+    """The page as PNG bytes (handy for tests that need in-memory files)."""
+    buffer = io.BytesIO()
+    _pil_page(page).save(buffer, format="PNG", dpi=(page.dpi, page.dpi))
+    return buffer.getvalue()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--pages", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=("train", "t10k"), default="train")
+    parser.add_argument("--format", choices=FORMATS, default="png")
+    parser.add_argument("--pages-per-file", type=int, default=1, help="tiff/pdf only")
+    parser.add_argument("--dpi", type=int, default=None, help="default: random 150-600 per page")
+    parser.add_argument(
+        "--degradation",
+        choices=DEGRADATIONS,
+        action="append",
+        help="repeatable; default: cycle through all",
+    )
+    parser.add_argument(
+        "--layout", choices=LAYOUTS, action="append", help="repeatable; default all"
+    )
+    args = parser.parse_args(argv)
+    files = generate(
+        args.out,
+        pages=args.pages,
+        seed=args.seed,
+        split=args.split,
+        fmt=args.format,
+        pages_per_file=args.pages_per_file,
+        dpi=args.dpi,
+        degradations=tuple(args.degradation or DEGRADATIONS),
+        layouts=tuple(args.layout or LAYOUTS),
+    )
+    print(f"wrote {len(files)} file(s) to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
