@@ -41,6 +41,12 @@ class Status(StrEnum):
     duplicate = "duplicate"
 
 
+def _console(file: TextIO | None = None) -> Console:
+    """Rich output; when not writing to a terminal, never wrap cells (keeps lines greppable)."""
+    file = file or sys.stdout
+    return Console(file=file, width=None if file.isatty() else 1000)
+
+
 def _open(settings: Settings, *, write: bool):  # noqa: ANN202 (ocrd.store.Store)
     from ocrd.store import open_store
 
@@ -239,7 +245,7 @@ def _write_table(rows: Iterator[dict], out: TextIO, limit: int) -> None:
             row["path"], str(row["page"] or ""), box, text, confidence, row["kind"] or "",
             format_time(row["processed_at"]),
         )  # fmt: skip
-    console = Console(file=out, width=None if out is sys.stdout else 200)
+    console = _console(out)
     if shown:
         console.print(table)
     if omitted:
@@ -346,7 +352,7 @@ def status(
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
         return
-    console = Console()
+    console = _console()
     table = Table("status", "documents", header_style="bold")
     for name, count in summary.counts.items():
         table.add_row(name, str(count))
@@ -398,7 +404,7 @@ def show_config(
         value = values[name]
         shown = ",".join(value) if isinstance(value, list) else str(value)
         table.add_row(name, shown, settings.sources[name])
-    Console().print(table)
+    _console().print(table)
 
 
 # -- db ------------------------------------------------------------------------------------------
