@@ -8,6 +8,7 @@ BEFORE anything is decoded, so a decompression bomb never allocates its pixels.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,7 +205,20 @@ def _open_pdf(path: Path):
     except pdfium.PdfiumError as exc:
         if exc.err_code == pdfium.raw.FPDF_ERR_PASSWORD:
             raise BadInputError("PDF is encrypted") from exc
+        if _pdf_has_no_page_objects(path):
+            # PDFium refuses to load a document without pages (and says "Success").
+            raise BadInputError("PDF has no pages") from exc
         raise BadInputError(f"corrupt PDF file: {_reason(exc)}") from exc
+
+
+_PAGE_OBJECT = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
+
+
+def _pdf_has_no_page_objects(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        data = fh.read(32 * 1024 * 1024)
+    compressed_objects = b"/ObjStm" in data  # page dicts may hide in object streams
+    return not compressed_objects and _PAGE_OBJECT.search(data) is None
 
 
 def _iter_pdf_pages(path: Path, *, max_pixels: int, dpi: int) -> Iterator[Page]:
