@@ -93,38 +93,68 @@ class ProcessTally:
         )
 
 
-def process_file(store, path: Path, *, reprocess: bool, worker: str) -> tuple[str, int, str]:  # noqa: ANN001
-    """Register, read and store one file. Returns (outcome, result count, failure reason)."""
-    from ocrd import pipeline
-    from ocrd.store import DocumentStatus, documents
-    from ocrd.types import BadInputError
+class FileProcessor:
+    """Registers, reads and stores one file at a time (what `ocrd process` does per file)."""
 
-    try:
-        digest = documents.digest_file(path)
-    except OSError as exc:
-        return "failed", 0, f"cannot read file: {exc.strerror or exc}"
-    with store.session() as session:
-        document = documents.register(session, path, digest, reprocess=reprocess)
+    def __init__(self, store, settings: Settings) -> None:  # noqa: ANN001 (ocrd.store.Store)
+        self.store = store
+        self.settings = settings
+        self._recognizer = None
+
+    def recognizer(self):  # noqa: ANN201 (ocrd.recognition.Recognizer)
+        """The models, loaded once and only when a file really needs reading; a broken model
+        install stops the command (exit 2) instead of failing every file."""
+        if self._recognizer is None:
+            from ocrd.recognition import load_recognizer
+
+            try:
+                self._recognizer = load_recognizer()
+            except Exception as exc:
+                raise OcrdError(f"cannot load the recognition models: {exc}") from None
+        return self._recognizer
+
+    def process(self, path: Path) -> tuple[str, int, str]:
+        """Returns (outcome: done | duplicate | failed, result count, failure reason)."""
+        from ocrd import pipeline
+        from ocrd.store import DocumentStatus, documents
+        from ocrd.types import BadInputError
+        from ocrd.vision import sniff_media_type
+
+        try:
+            digest = documents.digest_file(path)
+        except OSError as exc:
+            return "failed", 0, f"cannot read file: {exc.strerror or exc}"
+        reprocess = self.settings.duplicates == "reprocess"
+        with self.store.session() as session:
+            document = documents.register(session, path, digest, reprocess=reprocess)
         if document.status == DocumentStatus.DUPLICATE:
             return "duplicate", 0, ""
-        documents.start(session, document.id, worker=worker)
-    try:
-        reading = pipeline.read_document(path)
-    except BadInputError as exc:
-        reason = str(exc) or "bad input"
-    except KeyboardInterrupt:
-        with store.session() as session:
-            documents.fail(session, document.id, "interrupted")
-        raise
-    except Exception as exc:  # one broken file never stops the batch
-        reason = f"{type(exc).__name__}: {exc}"
-    else:
-        with store.session() as session:
-            documents.finish(session, document.id, reading)
-        return "done", len(reading.fields), ""
-    with store.session() as session:
-        documents.fail(session, document.id, reason)
-    return "failed", 0, reason
+        with self.store.session() as session:
+            documents.start(session, document.id, worker=self.settings.worker_id)
+        try:
+            sniff_media_type(path)  # cheap: not-an-image files fail without loading models
+            recognizer = self.recognizer()
+            reading = pipeline.read_document(
+                path,
+                recognizer,
+                max_pixels=self.settings.max_pixels,
+                pdf_dpi=self.settings.pdf_dpi,
+            )
+        except BadInputError as exc:
+            reason = str(exc) or "bad input"
+        except (KeyboardInterrupt, OcrdError):
+            with self.store.session() as session:  # not this file's fault: read it next time
+                documents.release(session, document.id)
+            raise
+        except Exception as exc:  # one broken file never stops the batch
+            reason = f"{type(exc).__name__}: {exc}"
+        else:
+            with self.store.session() as session:
+                documents.finish(session, document.id, reading)
+            return "done", len(reading.fields), ""
+        with self.store.session() as session:
+            documents.fail(session, document.id, reason)
+        return "failed", 0, reason
 
 
 @contextmanager
@@ -173,15 +203,11 @@ def process(
     settings = cli_settings(config, database_url=db, recursive=recursive, duplicates=duplicates)
     files = collect_files(paths, recursive=settings.recursive, ignore=settings.ignore)
     store = _open(settings, write=True)
+    processor = FileProcessor(store, settings)
     tally = ProcessTally()
     with _progress(len(files)) as advance:
         for path in files:
-            outcome, count, reason = process_file(
-                store,
-                path,
-                reprocess=settings.duplicates == "reprocess",
-                worker=settings.worker_id,
-            )
+            outcome, count, reason = processor.process(path)
             if outcome == "done":
                 tally.done += 1
                 tally.results += count

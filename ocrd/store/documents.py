@@ -132,6 +132,19 @@ def start(session: Session, document_id: int, *, worker: str | None = None) -> D
     return document
 
 
+def release(session: Session, document_id: int) -> Document:
+    """Put a document back to ``pending`` without counting the attempt against the file
+    (the worker stopped or could not load its models)."""
+    document = _get(session, document_id)
+    document.status = DocumentStatus.PENDING
+    document.attempts = max(0, (document.attempts or 0) - 1)
+    document.started_at = None
+    document.claimed_by = None
+    document.heartbeat_at = None
+    session.flush()
+    return document
+
+
 def result_row(document_id: int, reading: FieldReading, created_at: datetime) -> dict:
     """The ``results`` row (as insert parameters) for one field reading."""
     return {
