@@ -3,8 +3,11 @@ concurrent upgrades never race."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -13,6 +16,9 @@ from sqlalchemy import inspect
 
 from ocrd.store import Base, SchemaOutdatedError, open_store
 from ocrd.store.engine import create_store_engine, head_revision
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
 def test_upgrade_head_matches_models(db_url: str) -> None:
@@ -70,3 +76,35 @@ def test_processes_starting_together_migrate_once(db_url: str) -> None:
         versions = connection.exec_driver_sql("SELECT version_num FROM alembic_version").all()
     engine.dispose()
     assert versions == [(head_revision(),)]
+
+
+def test_non_editable_install_ships_the_migrations(tmp_path: Path) -> None:
+    """A regular (wheel) install has no source tree beside it: `ocrd db upgrade` must still
+    find the Alembic environment, copied into the package by setup.py."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    for folder in ("ocrd", "migrations"):
+        shutil.copytree(REPO_ROOT / folder, source / folder, ignore=IGNORED)
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(site), str(source)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert (site / "ocrd" / "store" / "migrations" / "env.py").is_file()
+    shutil.rmtree(source)  # nothing may be read from the source tree any more
+    script = (
+        "import ocrd, sys; from ocrd.store import open_store; "
+        "print(ocrd.__file__); print(open_store(sys.argv[1]).current_revision())"
+    )
+    url = f"sqlite:///{tmp_path / 'wheel.db'}"
+    ran = subprocess.run(
+        [sys.executable, "-c", script, url],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    module_file, revision = ran.stdout.split()
+    assert module_file.startswith(str(site)) and revision == head_revision()
