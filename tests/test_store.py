@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def test_results_filters(store: Store) -> None:
         session.get(Document, old).finished_at = datetime.now(UTC) - timedelta(days=10)
 
     def texts(**kwargs: object) -> list[str]:
-        return [row["text"] for row in iter_results(store, ResultFilter(**kwargs))]
+        return [row.text for row in iter_results(store, ResultFilter(**kwargs))]
 
     assert texts() == ["11", "22", "33", "44"]  # oldest first
     assert texts(since=parse_when("7d")) == ["22", "33", "44"]
@@ -176,8 +177,8 @@ def test_status_filter_lists_documents_without_results(store: Store) -> None:
         documents.fail(session, bad.id, "not an image")
     rows = list(iter_results(store, ResultFilter(status="failed")))
     assert len(rows) == 1
-    assert rows[0]["path"] == "/in/bad.png" and rows[0]["error"] == "not an image"
-    assert rows[0]["result_id"] is None and rows[0]["text"] is None
+    assert rows[0].path == "/in/bad.png" and rows[0].error == "not an image"
+    assert rows[0].result_id is None and rows[0].text is None
 
 
 def test_export_row_starts_with_the_stable_columns(store: Store) -> None:
@@ -194,7 +195,7 @@ def test_export_row_starts_with_the_stable_columns(store: Store) -> None:
     processed = datetime.fromisoformat(values["processed_at"])
     assert processed.utcoffset() == timedelta(0)
     assert abs(datetime.now(UTC) - processed) < timedelta(minutes=5)
-    assert values["digits"].startswith('[{"digit":"1"')
+    assert json.loads(values["digits"])[0]["digit"] == "1"
 
 
 def test_export_streams_many_rows(store: Store) -> None:
@@ -204,7 +205,7 @@ def test_export_streams_many_rows(store: Store) -> None:
         document = documents.register(session, "/in/big.tif", FileDigest("9a" * 32, 1))
         documents.start(session, document.id)
         documents.finish(session, document.id, reading([str(i) for i in range(total)]))
-    seen = [row["text"] for row in iter_results(store, ResultFilter())]
+    seen = [row.text for row in iter_results(store, ResultFilter())]
     assert len(seen) == total and seen[:3] == ["0", "1", "2"] and seen[-1] == str(total - 1)
 
 

@@ -17,6 +17,7 @@ from typing import Annotated, TextIO
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Row
 
 from ocrd.cli.app import ConfigOption, DbOption, OcrdError, app, cli_settings
 from ocrd.config import SETTING_NAMES, Settings, settings_as_dict
@@ -250,7 +251,7 @@ def _output(output: Path | None) -> Iterator[TextIO]:
         yield handle
 
 
-def _write_table(rows: Iterator[dict], out: TextIO, limit: int) -> None:
+def _write_table(rows: Iterator[Row], out: TextIO, limit: int) -> None:
     from ocrd.store.queries import format_time
 
     table = Table(
@@ -262,14 +263,14 @@ def _write_table(rows: Iterator[dict], out: TextIO, limit: int) -> None:
             omitted += 1
             continue
         shown += 1
-        box = "" if row["x"] is None else f"{row['x']},{row['y']} {row['w']}x{row['h']}"
-        confidence = "" if row["confidence"] is None else f"{row['confidence']:.3f}"
-        text = row["text"]
-        if row["result_id"] is None:  # a document without results (listed with --status)
-            text = f"({row['status']}: {row['error']})" if row["error"] else f"({row['status']})"
+        box = "" if row.x is None else f"{row.x},{row.y} {row.w}x{row.h}"
+        confidence = "" if row.confidence is None else f"{row.confidence:.3f}"
+        text = row.text
+        if row.result_id is None:  # a document without results (listed with --status)
+            text = f"({row.status}: {row.error})" if row.error else f"({row.status})"
         table.add_row(
-            row["path"], str(row["page"] or ""), box, text, confidence, row["kind"] or "",
-            format_time(row["processed_at"]),
+            row.path, str(row.page or ""), box, text, confidence, row.kind or "",
+            format_time(row.processed_at),
         )  # fmt: skip
     console = _console(out)
     if shown:

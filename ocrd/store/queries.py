@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, Text, cast, func, select
 
 from ocrd.store.engine import Store
 from ocrd.store.models import Document, DocumentStatus, Result, utcnow
@@ -75,7 +76,9 @@ def results_query(filters: ResultFilter) -> Select:
         Document.path, Result.page, Result.x, Result.y, Result.w, Result.h, Result.text,
         Result.confidence, Result.kind, Result.model, processed_at, Document.sha256,
         Document.id.label("document_id"), Result.id.label("result_id"), Document.status,
-        Document.original_name, Document.error, Result.digits,
+        Document.original_name, Document.error,
+        # the stored JSON text as is: exporting never parses and re-serialises it
+        cast(Result.digits, Text).label("digits"),
     ]  # fmt: skip
     query = select(*columns).select_from(Document)
     if filters.status:
@@ -102,42 +105,39 @@ def results_query(filters: ResultFilter) -> Select:
     return query
 
 
-def iter_results(store: Store, filters: ResultFilter) -> Iterator[dict[str, object]]:
-    """Matching rows as dicts keyed by ``COLUMNS``, streamed from a server-side cursor (constant
-    memory however many rows match)."""
+def iter_results(store: Store, filters: ResultFilter) -> Iterator[Row]:
+    """Matching rows (attributes and order as ``COLUMNS``; ``digits`` is JSON text), streamed
+    from a server-side cursor: constant memory however many rows match."""
     with store.engine.connect() as connection:
         rows = connection.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(
             results_query(filters)
         )
-        for row in rows:
-            yield dict(row._mapping)
+        yield from rows
 
 
+@functools.lru_cache(maxsize=4096)  # results of one document share its timestamp
 def format_time(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def export_values(row: dict[str, object]) -> list[object]:
-    """One row as CSV cells in ``COLUMNS`` order."""
-    cells: list[object] = []
-    for name in COLUMNS:
-        value = row[name]
-        if name == "processed_at":
-            value = format_time(value)  # type: ignore[arg-type]
-        elif name == "digits":
-            value = "" if value is None else json.dumps(value, separators=(",", ":"))
-        elif name == "confidence" and value is not None:
-            value = round(float(value), 5)  # type: ignore[arg-type]
-        cells.append("" if value is None else value)
+_PROCESSED_AT = COLUMNS.index("processed_at")
+_CONFIDENCE = COLUMNS.index("confidence")
+
+
+def export_values(row: Row) -> list[object]:
+    """One row as CSV cells in ``COLUMNS`` order (None is written as an empty cell)."""
+    cells = list(row)
+    cells[_PROCESSED_AT] = format_time(cells[_PROCESSED_AT])
+    if cells[_CONFIDENCE] is not None:
+        cells[_CONFIDENCE] = round(cells[_CONFIDENCE], 5)
     return cells
 
 
-def export_json(row: dict[str, object]) -> str:
-    """One row as a JSON object (one line)."""
-    record = {name: row[name] for name in COLUMNS}
-    record["processed_at"] = format_time(row["processed_at"]) or None  # type: ignore[arg-type]
-    if record["confidence"] is not None:
-        record["confidence"] = round(float(record["confidence"]), 5)  # type: ignore[arg-type]
+def export_json(row: Row) -> str:
+    """One row as a JSON object on one line (``digits`` as a JSON array)."""
+    record = dict(zip(COLUMNS, export_values(row), strict=True))
+    record["processed_at"] = record["processed_at"] or None
+    record["digits"] = json.loads(row.digits) if row.digits is not None else None
     return json.dumps(record, ensure_ascii=False)
 
 
