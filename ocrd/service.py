@@ -38,6 +38,7 @@ from typing import Any
 
 import sdnotify
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from ocrd.batching import Batcher
 from ocrd.config import Settings
@@ -134,13 +135,13 @@ def configure_compute(workers: int) -> str:
     OpenCV stays single-threaded per call because the worker pool already runs files in
     parallel. Returns a description for the log."""
     import cv2
-    import tensorflow as tf
+
+    from ocrd.recognition import import_tensorflow
 
     cv2.setNumThreads(1)
+    tf = import_tensorflow()  # quiet import; also lets GPU memory grow on demand
     gpus = tf.config.list_physical_devices("GPU")
     try:
-        for gpu in gpus:
-            tf.config.experimental.set_memory_growth(gpu, True)
         if not gpus:
             tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count() or 1)
             tf.config.threading.set_inter_op_parallelism_threads(2)
@@ -162,6 +163,8 @@ class BatchedReader:
 
         self.recognizer = recognizer
         self.settings = settings
+        # Shipped weights may hold only the digit model; fields are then read digit by digit.
+        self.has_lines = bool(getattr(recognizer, "has_line_model", True))
         delay = settings.max_delay_ms / 1000
         self.digits: Batcher = Batcher(
             lambda crops: recognizer.read_digits(np.stack(crops)),
@@ -181,7 +184,8 @@ class BatchedReader:
         import numpy as np
 
         self.recognizer.read_digits(np.zeros((1, 28, 28), np.float32))
-        self.recognizer.read_lines([np.zeros((32, 96), np.float32)])
+        if self.has_lines:
+            self.recognizer.read_lines([np.zeros((32, 96), np.float32)])
 
     def set_limits(self, max_batch: int, max_delay_ms: int) -> None:
         self.digits.max_batch, self.digits.max_delay = max_batch, max_delay_ms / 1000
@@ -199,7 +203,8 @@ class BatchedReader:
         ):
             pages = max(pages, page.number)
             for fld in fields:
-                line = self.lines.submit(fld.line_crop) if fld.line_crop is not None else None
+                wants_line = self.has_lines and fld.line_crop is not None
+                line = self.lines.submit(fld.line_crop) if wants_line else None
                 pending.append((fld, line, self.digits.submit_many(fld.digit_crops)))
         readings = []
         model_name = self.recognizer.model_name
@@ -332,6 +337,13 @@ class Intake:
                         session, path, digest, reprocess=daemon.settings.duplicates == "reprocess"
                     )
                     outcome = "move" if mine.status == DocumentStatus.DUPLICATE.value else "queued"
+                    if outcome == "move" and self._raced(session, mine):
+                        # Another daemon registered this content between our look and our
+                        # insert: the same file (skip) or a copy of it in flight (wait).
+                        original = session.get(Document, mine.duplicate_of)
+                        outcome = "skip" if original and original.path == key else "wait"
+                        session.delete(mine)
+                        mine = None
             doc_id = mine.id if mine is not None else None
             status = mine.status if mine is not None else None
             error = mine.error if mine is not None else None
@@ -346,6 +358,12 @@ class Intake:
                 daemon.counters.count("duplicates")
                 log.info("duplicate %s (document %d): not read again", path.name, doc_id)
             daemon.move_out(doc_id, path, status, error)
+
+    @staticmethod
+    def _raced(session: Session, duplicate: Document) -> bool:
+        original = session.get(Document, duplicate.duplicate_of)
+        in_flight = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
+        return original is not None and original.status in in_flight
 
     @staticmethod
     def _known_file(document: Document) -> str:
