@@ -11,11 +11,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ocrd.store import Document, DocumentStatus, documents
 from ocrd.store.claims import (
@@ -200,6 +202,12 @@ class Watcher:
         self.notify.close()
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def wait_for(condition, timeout: float, message: str) -> None:  # noqa: ANN001
     deadline = time.monotonic() + timeout
     while not condition():
@@ -343,9 +351,18 @@ def test_watch_reads_a_mixed_drop_exactly_once(tmp_path: Path, sqlite_url: str) 
     early = tmp_path / "staging" / "early.png"  # in the inbox before the daemon starts
     early.write_bytes(drop_set["good"][0].read_bytes())
     (root / "inbox" / early.name).write_bytes(early.read_bytes())
-    watcher = Watcher(tmp_path, "solo", root / "inbox", sqlite_url)
+    config = tmp_path / "ocrd.toml"
+    config.write_text('log_level = "INFO"\n')
+    port = free_port()
+    watcher = Watcher(
+        tmp_path, "solo", root / "inbox", sqlite_url, "--config", str(config),
+        "--metrics-port", str(port),
+    )  # fmt: skip
     try:
         watcher.wait_ready()
+        config.write_text('log_level = "DEBUG"\nduplicates = "skip"\n')
+        watcher.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded settings (changed: log_level)" in watcher.log(), 30, "no reload")
         drop([p for files in drop_set.values() for p in files], root / "inbox")
         (root / "inbox" / ".hidden.png").write_bytes(b"ignored")
         (root / "inbox" / "upload.png.part").write_bytes(b"still uploading")
@@ -353,6 +370,7 @@ def test_watch_reads_a_mixed_drop_exactly_once(tmp_path: Path, sqlite_url: str) 
         wait_for(lambda: all_settled(sqlite_url, names), PROCESS_TIMEOUT, "drop not finished")
         wait_for(lambda: len(files_below(root / "inbox")) == 2, 30, "inbox not emptied")
         assert watcher.notify.seen("STATUS=") and watcher.notify.seen("WATCHDOG=1")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
     finally:
         code = watcher.stop()
     assert code == 0, watcher.log()
@@ -369,6 +387,10 @@ def test_watch_reads_a_mixed_drop_exactly_once(tmp_path: Path, sqlite_url: str) 
     drop_set["duplicate"] = [p for p in same if p != read]
     assert_exactly_once(sqlite_url, drop_set, root)
     assert any(result_boxes(sqlite_url).values()), "no field was read from any form"
+    done = count_status(sqlite_url, "done")
+    failed = count_status(sqlite_url, "failed")
+    assert f'ocrd_documents_total{{outcome="done"}} {done}'.encode() in metrics
+    assert f'ocrd_documents_total{{outcome="failed"}} {failed}'.encode() in metrics
 
 
 def make_burst(folder: Path, count: int, seed: int) -> list[Path]:
@@ -466,3 +488,61 @@ def test_three_daemons_share_one_inbox_on_postgresql(tmp_path: Path, postgres_ur
     expected = {p.name for p in drop_set["good"] + drop_set["bad"]}
     assert set(read_by) == expected
     assert set(read_by.values()) == {1}
+
+
+# --- start-up checks and retry ------------------------------------------------------------------
+
+
+def test_startup_refuses_missing_or_nested_folders(tmp_path: Path) -> None:
+    from ocrd.config import load_settings
+    from ocrd.service import StartupError, check_folders
+
+    inbox = tmp_path / "inbox"
+    with pytest.raises(StartupError, match="does not exist"):
+        check_folders(load_settings({"inbox": inbox}))
+    inbox.mkdir()
+    settings = load_settings({"inbox": inbox})
+    check_folders(settings)  # creates the sibling output folders
+    assert (tmp_path / "processed").is_dir() and (tmp_path / "failed").is_dir()
+    with pytest.raises(StartupError, match="neither inside the other"):
+        check_folders(load_settings({"inbox": inbox, "processed": inbox / "done"}))
+    with pytest.raises(StartupError, match="neither inside the other"):
+        check_folders(load_settings({"inbox": inbox, "failed": tmp_path}))
+
+
+def test_watch_exits_2_with_a_clear_message_on_bad_start(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    finished = subprocess.run(
+        [sys.executable, "-m", "ocrd", "watch", str(missing), "--db", f"sqlite:///{tmp_path}/x.db"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert finished.returncode == 2
+    assert f"inbox {missing} does not exist" in finished.stderr
+
+
+def test_retry_command_puts_failed_files_back(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ocrd.cli import app
+    from ocrd.intake import move_to_failed
+
+    inbox, failed = tmp_path / "inbox", tmp_path / "failed"
+    inbox.mkdir()
+    for name in ("a.png", "b.png"):
+        move_to_failed(write_bytes(tmp_path / "tmp" / name, name.encode()), failed, "bad")
+    runner = CliRunner()
+    args = ["retry", "--inbox", str(inbox), "--failed", str(failed)]
+    outcome = runner.invoke(app, [*args, "a.png"])
+    assert outcome.exit_code == 0, outcome.output
+    assert sorted(p.name for p in inbox.iterdir()) == ["a.png"]
+    assert runner.invoke(app, [*args, "zzz.png"]).exit_code == 2
+    outcome = runner.invoke(app, args)
+    assert outcome.exit_code == 0 and "1 file(s) back" in outcome.output
+    assert sorted(p.name for p in inbox.iterdir()) == ["a.png", "b.png"]
+    assert list(failed.iterdir()) == []
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
