@@ -61,7 +61,7 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         help="Database URL (sqlite:///path.db, postgresql://user@host/db) or a SQLite file path. "
-        "[env: OCRD_DATABASE_URL; default: sqlite ./ocrd.db]",
+        "(env OCRD_DATABASE_URL; default: SQLite ./ocrd.db)",
         show_default=False,
     ),
 ]
@@ -69,7 +69,7 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="TOML settings file. [env: OCRD_CONFIG; default: /etc/ocrd/ocrd.toml if present]",
+        help="TOML settings file (env OCRD_CONFIG; default: /etc/ocrd/ocrd.toml if present).",
         dir_okay=False,
         show_default=False,
     ),

@@ -180,7 +180,7 @@ def process(
         typer.Option(
             "--reprocess/--skip-duplicates",
             help="Read content that was already read again, replacing its results "
-            "[setting: duplicates].",
+            "(setting: duplicates).",
             show_default=False,
         ),
     ] = None,
@@ -188,7 +188,7 @@ def process(
         bool | None,
         typer.Option(
             "--recursive/--no-recursive",
-            help="Descend into sub-folders [setting: recursive].",
+            help="Descend into sub-folders (setting: recursive).",
             show_default=False,
         ),
     ] = None,
@@ -369,8 +369,10 @@ def status(
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Documents by status, the last processed file, throughput over the last hour and the
-    oldest pending file."""
+    """Show documents by status, the last processed file, throughput and the oldest pending file.
+
+    Throughput is files (done or failed) and results per minute over the last hour.
+    """
     from ocrd.store.queries import format_time, status_summary
 
     store = _open(cli_settings(config, database_url=db), write=False)
@@ -414,8 +416,11 @@ def show_config(
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Print the effective settings and where each came from (flag, env, file:<path>, default).
-    Precedence: flag > OCRD_<NAME> environment variable > TOML config file > default."""
+    """Print the effective settings and where each came from.
+
+    Precedence: flag > OCRD_<NAME> environment variable > TOML config file (--config,
+    OCRD_CONFIG, /etc/ocrd/ocrd.toml) > default. Sources: flag, env, file:<path>, default.
+    """
     from ocrd.store import mask_url
 
     settings = cli_settings(config, database_url=db)
