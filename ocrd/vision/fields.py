@@ -103,9 +103,11 @@ def _snapshot_group(blobs: list[Blob]) -> list[Group]:
 def _structured_groups(frames: list[Frame], blobs: list[Blob], ppi: float) -> list[Group]:
     free = set(range(len(blobs)))
     groups = []
-    # Boxes and combs first (they enclose their ink), then underlines (ink sits above them).
-    for frame in sorted(frames, key=lambda f: f.layout == "underline"):
-        members = [i for i in sorted(free) if _belongs(blobs[i], frame, ppi)]
+    # Boxes and combs enclose their ink: every blob inside belongs to the field.
+    for frame in frames:
+        if frame.layout == "underline":
+            continue
+        members = [i for i in sorted(free) if _inside(blobs[i], frame, ppi)]
         if not members:
             continue
         free -= set(members)
@@ -113,25 +115,30 @@ def _structured_groups(frames: list[Frame], blobs: list[Blob], ppi: float) -> li
         units = _comb_units(chosen, frame) if frame.layout == "comb" else _units(chosen)
         if units:
             groups.append(Group(frame.layout, units))
+    # The rest is grouped by proximity; a group sitting on an underline is an underlined field.
+    underlines = [f for f in frames if f.layout == "underline"]
     for members in _cluster([blobs[i] for i in sorted(free)], ppi):
         group = _free_group(members, ppi)
-        if group is not None:
-            groups.append(group)
+        if group is None:
+            continue
+        if group.kind == "handwritten" and any(_on_line(group, f, ppi) for f in underlines):
+            group.layout = "underline"
+        groups.append(group)
     return groups
 
 
-def _belongs(blob: Blob, frame: Frame, ppi: float) -> bool:
+def _inside(blob: Blob, frame: Frame, ppi: float) -> bool:
     slack = 0.05 * ppi
-    if frame.layout == "underline":
-        return (
-            frame.x - slack <= blob.cx <= frame.x + frame.w + slack
-            and frame.y - 0.5 * ppi <= blob.y2 <= frame.y + frame.h + 0.1 * ppi
-            and blob.y < frame.y
-        )
     return (
         frame.x - slack <= blob.cx <= frame.x + frame.w + slack
         and frame.y - slack <= blob.cy <= frame.y + frame.h + slack
     )
+
+
+def _on_line(group: Group, line: Frame, ppi: float) -> bool:
+    x, y, w, h = _extent([b for unit in group.units for b in unit])
+    centre = x + w / 2
+    return line.x <= centre <= line.x + line.w and line.y - 0.2 * ppi <= y + h <= line.y + 0.1 * ppi
 
 
 def _comb_units(blobs: list[Blob], frame: Frame) -> list[list[Blob]]:
@@ -153,22 +160,41 @@ def _drop_specks(blobs: list[Blob]) -> list[Blob]:
 
 
 def _units(blobs: list[Blob]) -> list[list[Blob]]:
-    """Merge blobs that overlap horizontally (pieces of one digit) into digit units."""
+    """Digit units: blobs overlapping horizontally are pieces of one digit, and a small
+    fragment right beside a digit (a broken stroke) joins it; lone specks are dropped."""
     units: list[list[Blob]] = []
     for blob in sorted(blobs, key=lambda b: b.x):
         if units:
-            x0 = min(b.x for b in units[-1])
-            x1 = max(b.x2 for b in units[-1])
-            overlap = min(x1, blob.x2) - max(x0, blob.x)
-            if overlap >= 0.5 * min(blob.w, x1 - x0):
+            x0, _, w, _ = _extent(units[-1])
+            overlap = min(x0 + w, blob.x2) - max(x0, blob.x)
+            if overlap >= 0.5 * min(blob.w, w):
                 units[-1].append(blob)
                 continue
         units.append([blob])
-    heights = [_extent(u)[3] for u in units]
-    if not heights:
+    if not units:
         return units
-    tallest = max(heights)
-    return [u for u, h in zip(units, heights, strict=True) if h >= 0.3 * tallest]
+    tallest = max(_extent(u)[3] for u in units)
+    merged: list[list[Blob]] = []
+    fragments = []
+    for unit in units:
+        (fragments if _extent(unit)[3] < 0.45 * tallest else merged).append(unit)
+    for fragment in fragments:
+        host = _nearest(fragment, merged)
+        if host is not None and _gap(fragment, host) <= 0.2 * tallest:
+            host.extend(fragment)
+        elif _extent(fragment)[3] >= 0.3 * tallest:
+            merged.append(fragment)
+    return sorted(merged, key=lambda u: _extent(u)[0])
+
+
+def _gap(a: list[Blob], b: list[Blob]) -> float:
+    ax, _, aw, _ = _extent(a)
+    bx, _, bw, _ = _extent(b)
+    return max(ax, bx) - min(ax + aw, bx + bw)
+
+
+def _nearest(unit: list[Blob], others: list[list[Blob]]) -> list[Blob] | None:
+    return min(others, key=lambda other: _gap(unit, other), default=None)
 
 
 def _cluster(blobs: list[Blob], ppi: float) -> list[list[Blob]]:
@@ -212,23 +238,29 @@ def _free_group(blobs: list[Blob], ppi: float) -> Group | None:
     tallest = float(heights.max())
     if tallest < MIN_DIGIT_HEIGHT_IN * ppi or tallest > 1.2 * ppi:
         return None
-    if len(units) >= 3 and float(np.mean(heights < 0.8 * tallest)) > 0.3:
+    short = heights < 0.8 * tallest
+    if short.sum() >= 2 and float(np.mean(short)) > 0.3:
         return None  # lower-case letters beside capitals/ascenders: printed words
-    if len(units) <= 2 and any(_is_solid(u) for u in units):
+    if len(units) <= 2 and any(_is_solid(u, ppi) for u in units):
         return None  # filled shapes: logos, stamps
     median = float(np.median(heights))
     uniform = (heights.max() - heights.min()) <= 0.15 * median and np.std(bottoms) <= 0.1 * median
-    if median < PRINTED_MAX_HEIGHT_IN * ppi and uniform:
-        return Group("printed", units, kind="printed")
+    if median < PRINTED_MAX_HEIGHT_IN * ppi:
+        # Print-sized: a number only when every character has the same height (lining
+        # figures) and it is more than a short word ("no", "of").
+        if uniform and len(units) >= 3:
+            return Group("printed", units, kind="printed")
+        return None
     if len(units) == 1 and tallest < 0.12 * ppi:
         return None  # a lone small mark (punctuation, a dot, a tick)
     return Group("free", units)
 
 
-def _is_solid(unit: list[Blob]) -> bool:
+def _is_solid(unit: list[Blob], ppi: float) -> bool:
+    """Blots and logos: mostly filled, or filled-ish and bigger than a written digit."""
     x, y, w, h = _extent(unit)
     fill = sum(b.area for b in unit) / float(w * h)
-    return fill > 0.6 and w > 0.6 * h
+    return fill > 0.75 or (fill > 0.5 and min(w, h) > 0.45 * ppi)
 
 
 def _extent(unit: list[Blob]) -> tuple[int, int, int, int]:

@@ -37,7 +37,8 @@ class Structure:
 
 def find_structure(ink: np.ndarray, binary: np.ndarray, px_per_inch: float) -> Structure:
     """Detect ruled lines and frames, and return the page with the lines removed."""
-    horizontal = _thin_only(_open(binary, (max(8, int(0.35 * px_per_inch)), 1)), px_per_inch)
+    # Longer than any handwritten stroke: a 7's bar or a 2's base never reaches 0.6 in.
+    horizontal = _thin_only(_open(binary, (max(8, int(0.6 * px_per_inch)), 1)), px_per_inch)
     vertical_runs = _open(binary, (1, max(6, int(0.16 * px_per_inch))))
     vertical = _ruled_verticals(vertical_runs, horizontal, px_per_inch)
     frames = _frames(horizontal, vertical, px_per_inch)
@@ -93,7 +94,7 @@ def _frames(horizontal: np.ndarray, vertical: np.ndarray, px_per_inch: float) ->
     count, labels, stats = components(joined)
     for i in range(1, count):
         x, y, w, h, _ = stats[i]
-        if w < 0.3 * px_per_inch:
+        if w < 0.6 * px_per_inch:
             continue
         region_v = (
             vertical[y : y + h, x : x + w]
