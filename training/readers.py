@@ -314,3 +314,50 @@ def load_svhn_cropped(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
         raise DataFormatError(f"{path}: {images.shape[3]} images but {labels.size} labels")
     images = np.ascontiguousarray(np.transpose(images, (3, 0, 1, 2))).astype(np.uint8)
     return images, labels.astype(np.int64) % 10
+
+
+# ------------------------------------------------------------------- ORAND-CAR-A
+
+
+@dataclass(frozen=True)
+class StringSample:
+    path: Path
+    text: str  # the digits, left to right (separators are not labelled)
+
+
+def load_orand_car_a(data_dir: Path | str | None = None) -> list[StringSample]:
+    """ORAND-CAR-A cheque amounts from the COCO `train.json`: image path and digit string.
+
+    The string is the image's digit boxes sorted by x; images with no box are skipped.
+    """
+    import json
+
+    folder = (Path(data_dir) if data_dir else default_data_dir()) / "orand-car-a"
+    annotation_path = folder / "train.json"
+    if not annotation_path.is_file():
+        raise DataFormatError(f"{annotation_path}: no such file")
+    try:
+        coco = json.loads(annotation_path.read_text())
+        images = {image["id"]: image["file_name"] for image in coco["images"]}
+        names = {category["id"]: category["name"] for category in coco["categories"]}
+        boxes: dict[int, list[tuple[float, str]]] = {}
+        for annotation in coco["annotations"]:
+            digit = names[annotation["category_id"]]
+            boxes.setdefault(annotation["image_id"], []).append((annotation["bbox"][0], digit))
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise DataFormatError(f"{annotation_path}: not the expected COCO layout ({exc})") from exc
+    samples = []
+    for image_id, file_name in sorted(images.items()):
+        if image_id in boxes:
+            text = "".join(digit for _, digit in sorted(boxes[image_id]))
+            samples.append(StringSample(folder / "images" / "train" / file_name, text))
+    return samples
+
+
+def split_holdout(samples: list, fraction: float = 0.2, seed: int = 2014) -> tuple[list, list]:
+    """A fixed seeded (train, hold-out) split; the hold-out seed is independent of training's."""
+    order = np.random.default_rng(seed).permutation(len(samples))
+    cut = int(round(len(samples) * fraction))
+    held = sorted(order[:cut].tolist())
+    kept = sorted(order[cut:].tolist())
+    return [samples[i] for i in kept], [samples[i] for i in held]

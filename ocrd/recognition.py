@@ -1,0 +1,315 @@
+"""Recognition stage: the shipped Keras models behind a small batched inference API.
+
+`load_recognizer()` loads `ocrd/models/*.keras` once per process, after checking each
+file against the sha256 in `ocrd/models/manifest.json`. Inference runs through
+`tf.function`s traced once (batch and width dimensions are dynamic in the signature),
+with batches padded to a few fixed sizes and line widths to multiples of 32 so the
+kernels see a handful of shapes. TensorFlow uses a GPU when it sees one, else the CPU.
+
+TensorFlow is imported only when a recognizer loads, never at `import ocrd`, and its
+start-up chatter is kept off the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ocrd.normalize import DIGIT_SIZE, LINE_HEIGHT, MAX_LINE_WIDTH
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+MANIFEST_FILE = "manifest.json"
+NOT_A_DIGIT = 10  # the digit model's 11th class
+CTC_BLANK = 10  # the line model's blank symbol (classes 0-9 are the digits)
+LINE_DOWNSAMPLE = 4  # crop columns per output frame of the line model
+BATCH_SIZES = (1, 8, 32, 256)
+WIDTH_STEP = 32
+
+
+def _manifest_threshold() -> float:
+    try:
+        manifest = json.loads((MODELS_DIR / MANIFEST_FILE).read_text())
+        return float(manifest["models"]["digits"]["reject_threshold"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return 0.5
+
+
+# Digit predictions below this calibrated confidence (or won by the non-digit class)
+# are not digits. Chosen at training time so ~0.2% of validation digits fall below it.
+DIGIT_REJECT_THRESHOLD: float = _manifest_threshold()
+
+
+class ModelIntegrityError(RuntimeError):
+    """A shipped model file is missing or does not match its manifest entry."""
+
+
+@dataclass(frozen=True)
+class DigitPrediction:
+    label: int
+    confidence: float
+    runner_up: int
+    runner_up_confidence: float
+    is_digit: bool
+
+
+@dataclass(frozen=True)
+class LinePrediction:
+    text: str
+    confidences: list[float]  # one per digit of text
+    positions: list[float]  # x centre of each digit, in columns of the (32, W) line crop
+    confidence: float  # whole string: product of the per-digit confidences
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Send fd 2 to /dev/null: TensorFlow's C++ start-up logging ignores Python settings."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_tensorflow():
+    """Import TensorFlow quietly (no C++ banners, absl or Python warnings on the terminal)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_silenced():
+        import absl.logging
+        import tensorflow as tf
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    tf.get_logger().setLevel("ERROR")
+    for gpu in tf.config.list_physical_devices("GPU"):
+        with contextlib.suppress(RuntimeError):  # already initialised
+            tf.config.experimental.set_memory_growth(gpu, True)
+    return tf
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(models_dir: Path) -> dict[str, Any]:
+    path = models_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise ModelIntegrityError(f"model manifest missing: {path}")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ModelIntegrityError(f"model manifest {path} is not valid JSON: {exc}") from exc
+
+
+def verified_model_path(models_dir: Path, entry: dict[str, Any]) -> Path:
+    """The entry's file, after checking it exists and its sha256 matches the manifest."""
+    path = models_dir / entry["file"]
+    if not path.is_file():
+        raise ModelIntegrityError(f"model file missing: {path} (listed in {MANIFEST_FILE})")
+    actual = _sha256(path)
+    if actual != entry["sha256"]:
+        raise ModelIntegrityError(
+            f"model file {path} does not match {MANIFEST_FILE}: sha256 {actual}, "
+            f"expected {entry['sha256']} (corrupt or replaced; reinstall ocrd)"
+        )
+    return path
+
+
+def _padded_size(count: int) -> int:
+    for size in BATCH_SIZES:
+        if count <= size:
+            return size
+    return BATCH_SIZES[-1]
+
+
+def _bucket_width(width: int) -> int:
+    return min(MAX_LINE_WIDTH, -(-width // WIDTH_STEP) * WIDTH_STEP)
+
+
+def greedy_decode(probabilities: np.ndarray, frames: int) -> LinePrediction:
+    """Best-path CTC decoding of one line: (T, 11) frame probabilities -> text, per-digit
+    confidences (max probability over the frames of each emitted digit) and positions."""
+    best = probabilities[:frames].argmax(axis=1)
+    text, confidences, positions = [], [], []
+    start = 0
+    while start < frames:
+        stop = start
+        while stop + 1 < frames and best[stop + 1] == best[start]:
+            stop += 1
+        symbol = int(best[start])
+        if symbol != CTC_BLANK:
+            run = probabilities[start : stop + 1, symbol]
+            text.append(str(symbol))
+            confidences.append(float(run.max()))
+            weights = run / run.sum()
+            frame = float((np.arange(start, stop + 1) * weights).sum())
+            positions.append(frame * LINE_DOWNSAMPLE + LINE_DOWNSAMPLE / 2)
+        start = stop + 1
+    confidence = (
+        float(np.prod(confidences))
+        if confidences
+        else float(probabilities[:frames, CTC_BLANK].min(initial=1.0))
+    )
+    return LinePrediction("".join(text), confidences, positions, confidence)
+
+
+class Recognizer:
+    """Both models, loaded and verified; thread-safe for concurrent calls."""
+
+    def __init__(self, models_dir: Path | None = None) -> None:
+        self.models_dir = Path(models_dir) if models_dir else MODELS_DIR
+        self.manifest = read_manifest(self.models_dir)
+        entries = self.manifest.get("models", {})
+        if "digits" not in entries:
+            raise ModelIntegrityError(f"{self.models_dir / MANIFEST_FILE} lists no digits model")
+        digit_path = verified_model_path(self.models_dir, entries["digits"])
+        line_path = (
+            verified_model_path(self.models_dir, entries["lines"]) if "lines" in entries else None
+        )
+        self.reject_threshold = float(
+            entries["digits"].get("reject_threshold", DIGIT_REJECT_THRESHOLD)
+        )
+        tf = import_tensorflow()
+        import keras
+
+        self._lock = threading.Lock()
+        self._digit_model = keras.models.load_model(digit_path, compile=False)
+        self._digit_fn = tf.function(
+            lambda x: self._digit_model(x, training=False),
+            input_signature=[tf.TensorSpec([None, DIGIT_SIZE, DIGIT_SIZE, 1], tf.float32)],
+        )
+        self._line_model = None
+        if line_path is not None:
+            self._line_model = keras.models.load_model(line_path, compile=False)
+            self._line_fn = tf.function(
+                lambda x: self._line_model(x, training=False),
+                input_signature=[tf.TensorSpec([None, LINE_HEIGHT, None, 1], tf.float32)],
+            )
+
+    @property
+    def model_name(self) -> str:
+        entries = self.manifest["models"]
+        names = [f"{entries[key]['name']}@{entries[key]['version']}"
+                 for key in ("digits", "lines") if key in entries]  # fmt: skip
+        return "+".join(names)
+
+    @property
+    def has_line_model(self) -> bool:
+        return self._line_model is not None
+
+    # ------------------------------------------------------------------ digits
+
+    def digit_probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) float32 in [0, 1] -> (N, 11) calibrated probabilities."""
+        batch = np.asarray(batch, np.float32)
+        if batch.ndim == 2:
+            batch = batch[None]
+        if batch.ndim == 4 and batch.shape[-1] == 1:
+            batch = batch[..., 0]
+        if batch.ndim != 3 or batch.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE):
+            raise ValueError(f"digit batch must be (N, 28, 28), got {batch.shape}")
+        outputs = []
+        for start in range(0, len(batch), BATCH_SIZES[-1]):
+            chunk = batch[start : start + BATCH_SIZES[-1]]
+            padded = np.zeros((_padded_size(len(chunk)), DIGIT_SIZE, DIGIT_SIZE, 1), np.float32)
+            padded[: len(chunk), ..., 0] = chunk
+            with self._lock:
+                result = self._digit_fn(padded).numpy()
+            outputs.append(result[: len(chunk)])
+        if not outputs:
+            return np.zeros((0, NOT_A_DIGIT + 1), np.float32)
+        return np.concatenate(outputs)
+
+    def recognize_digits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 28, 28) -> (labels int (N,), confidences float (N,)); best digit 0-9 each."""
+        digit_probs = self.digit_probabilities(batch)[:, :NOT_A_DIGIT]
+        return digit_probs.argmax(axis=1).astype(np.int64), digit_probs.max(axis=1)
+
+    def read_digits(self, batch: np.ndarray) -> list[DigitPrediction]:
+        probabilities = self.digit_probabilities(batch)
+        predictions = []
+        for row in probabilities:
+            ranked = np.argsort(row[:NOT_A_DIGIT])[::-1]
+            best, second = int(ranked[0]), int(ranked[1])
+            is_digit = bool(row.argmax() != NOT_A_DIGIT and row[best] >= self.reject_threshold)
+            predictions.append(
+                DigitPrediction(best, float(row[best]), second, float(row[second]), is_digit)
+            )
+        return predictions
+
+    # ------------------------------------------------------------------- lines
+
+    def line_probabilities(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Each (32, W) line -> its (frames, 11) CTC probabilities, frames = ceil(W / 4)."""
+        if self._line_model is None:
+            raise ModelIntegrityError(f"no line model listed in {self.models_dir / MANIFEST_FILE}")
+        lines = [np.asarray(line, np.float32) for line in batch]
+        for line in lines:
+            if line.ndim != 2 or line.shape[0] != LINE_HEIGHT:
+                raise ValueError(f"line crops must be ({LINE_HEIGHT}, W), got {line.shape}")
+        results: list[np.ndarray | None] = [None] * len(lines)
+        by_width: dict[int, list[int]] = {}
+        for index, line in enumerate(lines):
+            by_width.setdefault(_bucket_width(line.shape[1]), []).append(index)
+        for width, indices in sorted(by_width.items()):
+            for start in range(0, len(indices), BATCH_SIZES[-1]):
+                chunk = indices[start : start + BATCH_SIZES[-1]]
+                padded = np.zeros((_padded_size(len(chunk)), LINE_HEIGHT, width, 1), np.float32)
+                for row, index in enumerate(chunk):
+                    line = lines[index][:, :width]  # normalize_line never exceeds the max
+                    padded[row, :, : line.shape[1], 0] = line
+                with self._lock:
+                    probabilities = self._line_fn(padded).numpy()
+                for row, index in enumerate(chunk):
+                    frames = min(
+                        probabilities.shape[1], -(-lines[index].shape[1] // LINE_DOWNSAMPLE)
+                    )
+                    results[index] = probabilities[row, :frames]
+        return results  # type: ignore[return-value]
+
+    def read_lines(self, batch: Sequence[np.ndarray]) -> list[LinePrediction]:
+        return [greedy_decode(p, len(p)) for p in self.line_probabilities(batch)]
+
+    def recognize_lines(self, batch: Sequence[np.ndarray]) -> tuple[list[str], list[list[float]]]:
+        """(32, W) float32 lines -> (strings, per-digit confidences)."""
+        predictions = self.read_lines(batch)
+        return [p.text for p in predictions], [p.confidences for p in predictions]
+
+
+_cache: dict[Path, Recognizer] = {}
+_cache_lock = threading.Lock()
+
+
+def load_recognizer(models_dir: Path | None = None) -> Recognizer:
+    """The process-wide recognizer for `models_dir` (default: the shipped models)."""
+    key = Path(models_dir).resolve() if models_dir else MODELS_DIR
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = Recognizer(key)
+        return _cache[key]
+
+
+def recognize_digits(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return load_recognizer().recognize_digits(batch)
+
+
+def recognize_lines(batch: Sequence[np.ndarray]) -> tuple[list[str], list[list[float]]]:
+    return load_recognizer().recognize_lines(batch)

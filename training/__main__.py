@@ -1,0 +1,102 @@
+"""`python -m training digit|sequence|evaluate|export`: reproducible training of the shipped models.
+
+Examples:
+    python -m training digit --epochs 8 --seed 1
+    python -m training sequence --epochs 16 --seed 1
+    python -m training evaluate              # figures for the models in --out
+    python -m training export --out /tmp/savedmodels
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from training.readers import REPO_ROOT, default_data_dir
+
+DEFAULT_MODELS_DIR = REPO_ROOT / "ocrd" / "models"
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["digit", "sequence", "evaluate", "export"])
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help=f"data sets folder (default: $OCRD_DATA_DIR or {default_data_dir()})",
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs")
+    parser.add_argument("--seed", type=int, default=1, help="seed for data, augmentation, init")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="models folder (default: ocrd/models); for export: SavedModel folder",
+    )
+    args = parser.parse_args(argv)
+    _quiet_tensorflow()
+
+    if args.command == "digit":
+        from training.digits import train_digits
+
+        out = args.out or DEFAULT_MODELS_DIR
+        checkpoint = os.environ.get("OCRD_TRAIN_CHECKPOINT")
+        entry = train_digits(
+            args.data,
+            out,
+            args.epochs or 8,
+            args.seed,
+            log=_log,
+            checkpoint=Path(checkpoint) if checkpoint else None,
+        )
+        _log(json.dumps(entry["metrics"], indent=1))
+    elif args.command == "sequence":
+        from training.sequence import train_sequence
+
+        out = args.out or DEFAULT_MODELS_DIR
+        checkpoint = os.environ.get("OCRD_TRAIN_CHECKPOINT")
+        entry = train_sequence(
+            args.data,
+            out,
+            args.epochs or 16,
+            args.seed,
+            log=_log,
+            checkpoint=Path(checkpoint) if checkpoint else None,
+        )
+        _log(json.dumps(entry["metrics"], indent=1))
+    elif args.command == "evaluate":
+        from training.evaluate import evaluate_shipped
+
+        _log(
+            json.dumps(
+                evaluate_shipped(args.out or DEFAULT_MODELS_DIR, args.data, args.seed), indent=1
+            )
+        )
+    else:
+        from training.export import export_saved_models
+
+        if args.out is None:
+            parser.error("export needs --out (a folder for the SavedModels)")
+        for path in export_saved_models(DEFAULT_MODELS_DIR, args.out):
+            _log(f"exported {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

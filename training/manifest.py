@@ -1,0 +1,40 @@
+"""The shipped models' manifest: what each `.keras` file is, how it was made, its sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "manifest.json"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return {"models": {}}
+    return json.loads(path.read_text())
+
+
+def record_model(folder: Path, key: str, model_file: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """Add or replace `key` in the folder's manifest, with the file's sha256 and size."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    entry = {
+        **entry,
+        "file": model_file.name,
+        "sha256": sha256_of(model_file),
+        "size_bytes": model_file.stat().st_size,
+    }
+    manifest.setdefault("models", {})[key] = entry
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return entry
