@@ -53,7 +53,8 @@ def read_fields(fields: Sequence[Field], recognizer: Recognizer) -> list[FieldRe
     """Read a batch of fields with one sequence call and one classifier call; fuse each."""
     if not fields:
         return []
-    with_lines = [i for i, f in enumerate(fields) if f.line_crop is not None]
+    has_lines = getattr(recognizer, "has_line_model", True)  # digits-only model sets work too
+    with_lines = [i for i, f in enumerate(fields) if f.line_crop is not None and has_lines]
     line_predictions = (
         recognizer.read_lines([fields[i].line_crop for i in with_lines]) if with_lines else []
     )

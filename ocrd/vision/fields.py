@@ -54,6 +54,9 @@ class Group:
     layout: str
     units: list[list[Blob]]  # one list of blobs per digit, left to right
     kind: str = "handwritten"
+    # Comb fields: the cells (x0, y0, x1, y1); each cell's ink is one digit, even when a
+    # digit spills over the divider and touches its neighbour.
+    cells: list[tuple[int, int, int, int]] | None = None
 
 
 def find_fields(page: Page) -> list[Field]:
@@ -113,8 +116,12 @@ def _structured_groups(frames: list[Frame], blobs: list[Blob], ppi: float) -> li
         free -= set(members)
         chosen = [blobs[i] for i in members]
         units = _comb_units(chosen, frame) if frame.layout == "comb" else _units(chosen)
-        if units:
-            groups.append(Group(frame.layout, units))
+        if not units:
+            continue
+        cells = None
+        if frame.layout == "comb":
+            cells = [(x0, frame.y, x1, frame.y + frame.h) for x0, x1 in frame.cells]
+        groups.append(Group(frame.layout, units, cells=cells))
     # The rest is grouped by proximity; a group sitting on an underline is an underlined field.
     underlines = [f for f in frames if f.layout == "underline"]
     for members in _cluster([blobs[i] for i in sorted(free)], ppi):
@@ -278,9 +285,12 @@ def _make_field(
     box = _extent(blobs)
     line_crop = normalize_line(_masked_crop(ink, labels, blobs, box))
     digit_crops, digit_boxes = [], []
-    for unit in group.units:
-        unit_box = _extent(unit)
-        digit_crops.append(normalize_digit(_masked_crop(ink, labels, unit, unit_box)))
+    if group.cells:
+        pieces = _cell_crops(group.cells, ink, labels, blobs)
+    else:
+        pieces = [(_masked_crop(ink, labels, u, _extent(u)), _extent(u)) for u in group.units]
+    for crop, unit_box in pieces:
+        digit_crops.append(normalize_digit(crop))
         digit_boxes.append(_to_page_box(unit_box, clean, page.image.shape))
     return Field(
         page=page.number,
@@ -291,6 +301,31 @@ def _make_field(
         digit_crops=digit_crops,
         digit_boxes=digit_boxes,
     )
+
+
+def _cell_crops(
+    cells: list[tuple[int, int, int, int]], ink: np.ndarray, labels: np.ndarray, blobs: list[Blob]
+) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """The field's ink inside each comb cell, trimmed to its extent; empty cells skipped."""
+    x, y, w, h = _extent(blobs)
+    y0, y1 = y, y + h
+    pieces = []
+    for cx0, _cy0, cx1, _cy1 in cells:
+        x0, x1 = max(cx0 + 1, x), min(cx1, x + w)
+        if x1 - x0 < 2:
+            continue
+        mask = np.isin(labels[y0:y1, x0:x1], [b.label for b in blobs])
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if len(rows) < 0.2 * h:  # a stray spill from the next cell, not a digit
+            continue
+        box = (
+            x0 + int(cols[0]),
+            y0 + int(rows[0]),
+            int(cols[-1] - cols[0] + 1),
+            int(rows[-1] - rows[0] + 1),
+        )
+        pieces.append((_masked_crop(ink, labels, blobs, box), box))
+    return pieces
 
 
 def _masked_crop(

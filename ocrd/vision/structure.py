@@ -148,7 +148,7 @@ def _erase_lines(
     # Bridge across each line: ink directly above and below a horizontal line (or left and
     # right of a vertical one) is a stroke crossing it.
     # Printed rules are <= ~0.02 in thick; +3 px for the 3x3 growth and anti-aliasing.
-    reach = max(4, int(round(0.02 * px_per_inch)) + 3)
+    reach = max(6, int(round(0.03 * px_per_inch)) + 5)
     across_h = cv2.morphologyEx(remaining, cv2.MORPH_CLOSE, np.ones((reach, 1), np.uint8))
     across_v = cv2.morphologyEx(remaining, cv2.MORPH_CLOSE, np.ones((1, reach), np.uint8))
     restored = (across_h & h_mask) | (across_v & v_mask)
