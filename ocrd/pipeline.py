@@ -81,14 +81,16 @@ def read_document(
     """Everything read from one file (models loaded lazily). Raises BadInputError."""
     path = Path(path)
     media_type = sniff_media_type(path)
-    if recognizer is None:
-        from ocrd.recognition import load_recognizer
-
-        recognizer = load_recognizer()
     document = DocumentReading(media_type=media_type, pages=0)
     for page, fields in extract_fields(path, max_pixels=max_pixels, pdf_dpi=pdf_dpi):
         document.pages = page.number
-        document.fields.extend(r for r in read_fields(fields, recognizer) if r is not None)
+        if fields and recognizer is None:  # bad files fail before the models load
+            from ocrd.recognition import load_recognizer
+
+            recognizer = load_recognizer()
+        if fields:
+            readings = read_fields(fields, recognizer)
+            document.fields.extend(r for r in readings if r is not None)
     return document
 
 
