@@ -215,6 +215,16 @@ class Recognizer:
     def has_line_model(self) -> bool:
         return self._line_model is not None
 
+    @property
+    def digit_model(self):
+        """The loaded Keras digit model (for evaluation and export)."""
+        return self._digit_model
+
+    @property
+    def line_model(self):
+        """The loaded Keras line model, or None when none is shipped."""
+        return self._line_model
+
     # ------------------------------------------------------------------ digits
 
     def digit_probabilities(self, batch: np.ndarray) -> np.ndarray:
