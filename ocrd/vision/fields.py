@@ -9,6 +9,7 @@ in inches via the page's dpi so the rules hold from 150 to 600 dpi.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -106,11 +107,20 @@ def _snapshot_group(blobs: list[Blob]) -> list[Group]:
 def _structured_groups(frames: list[Frame], blobs: list[Blob], ppi: float) -> list[Group]:
     free = set(range(len(blobs)))
     groups = []
+    centres_x = np.array([b.cx for b in blobs], np.float32)
+    centres_y = np.array([b.cy for b in blobs], np.float32)
+    slack = 0.05 * ppi
     # Boxes and combs enclose their ink: every blob inside belongs to the field.
     for frame in frames:
         if frame.layout == "underline":
             continue
-        members = [i for i in sorted(free) if _inside(blobs[i], frame, ppi)]
+        inside = (
+            (centres_x >= frame.x - slack)
+            & (centres_x <= frame.x + frame.w + slack)
+            & (centres_y >= frame.y - slack)
+            & (centres_y <= frame.y + frame.h + slack)
+        )
+        members = [int(i) for i in np.flatnonzero(inside) if int(i) in free]
         if not members:
             continue
         free -= set(members)
@@ -132,14 +142,6 @@ def _structured_groups(frames: list[Frame], blobs: list[Blob], ppi: float) -> li
             group.layout = "underline"
         groups.append(group)
     return groups
-
-
-def _inside(blob: Blob, frame: Frame, ppi: float) -> bool:
-    slack = 0.05 * ppi
-    return (
-        frame.x - slack <= blob.cx <= frame.x + frame.w + slack
-        and frame.y - slack <= blob.cy <= frame.y + frame.h + slack
-    )
 
 
 def _on_line(group: Group, line: Frame, ppi: float) -> bool:
@@ -335,17 +337,22 @@ def _masked_crop(
     x, y, w, h = box
     y0, x0 = max(0, y - 1), max(0, x - 1)
     y1, x1 = min(ink.shape[0], y + h + 1), min(ink.shape[1], x + w + 1)
-    mask = np.isin(labels[y0:y1, x0:x1], [b.label for b in blobs]).astype(np.uint8)
+    region = labels[y0:y1, x0:x1]
+    mask = np.zeros(region.shape, np.uint8)
+    for blob in blobs:
+        mask[region == blob.label] = 1
     mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
     return ink[y0:y1, x0:x1] * mask
 
 
 def _to_page_box(box: tuple[int, int, int, int], clean: CleanPage, shape: tuple[int, ...]) -> Box:
+    """Working (deskewed) box -> bounding box of its corners on the page as stored."""
     x, y, w, h = box
-    corners = np.array([[x, y, 1], [x + w, y, 1], [x, y + h, 1], [x + w, y + h, 1]], np.float64)
-    points = corners @ clean.to_page.T
-    x0, y0 = np.floor(points.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(points.max(axis=0)).astype(int)
-    x0, y0 = max(0, x0), max(0, y0)
-    x1, y1 = min(shape[1], x1), min(shape[0], y1)
+    (a, b, c), (d, e, f) = clean.to_page.tolist()
+    xs, ys = [], []
+    for px, py in ((x, y), (x + w, y), (x, y + h), (x + w, y + h)):
+        xs.append(a * px + b * py + c)
+        ys.append(d * px + e * py + f)
+    x0, y0 = max(0, math.floor(min(xs))), max(0, math.floor(min(ys)))
+    x1, y1 = min(shape[1], math.ceil(max(xs))), min(shape[0], math.ceil(max(ys)))
     return Box(int(x0), int(y0), int(max(1, x1 - x0)), int(max(1, y1 - y0)))
