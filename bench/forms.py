@@ -147,7 +147,7 @@ def _report(tally, spurious_by_deg, pages, per_deg, times_300, model_times, reco
     print(f"\nspurious digits per page (overall): {sum(spurious_by_deg.values()) / pages:.2f}")
     ms = 1000 * np.array(times_300)
     median, worst = np.median(ms), ms.max()
-    print(f"vision CPU time per 300-dpi A4 page, 1 thread: median {median:.0f} ms, max {worst:.0f} ms")
+    print(f"vision CPU time per 300-dpi A4 page, 1 thread: median {median:.0f}, max {worst:.0f} ms")
     if reading:
         model_ms = 1000 * np.median(model_times)
         print(f"model time per page (all fields batched): median {model_ms:.0f} ms")
