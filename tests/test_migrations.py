@@ -108,3 +108,14 @@ def test_non_editable_install_ships_the_migrations(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     module_file, revision = ran.stdout.split()
     assert module_file.startswith(str(site)) and revision == head_revision()
+
+
+def test_database_from_a_newer_ocrd_is_refused(db_url: str) -> None:
+    open_store(db_url).dispose()
+    engine = create_store_engine(db_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_future'")
+    engine.dispose()
+    for upgrade in (True, False):
+        with pytest.raises(SchemaOutdatedError, match="9999_future.*newer ocrd"):
+            open_store(db_url, upgrade=upgrade)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,10 +111,22 @@ def _alembic_config(connection: Connection | None = None):  # noqa: ANN202 (lazy
     return config
 
 
+@functools.cache
 def head_revision() -> str | None:
+    """The newest migration this installation of ocrd knows."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def _known_revision(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(_alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -135,7 +148,7 @@ class Store:
 
     @property
     def dialect(self) -> str:
-        """ "sqlite" or "postgresql"."""
+        """The dialect name: sqlite or postgresql."""
         return self.engine.dialect.name
 
     @contextlib.contextmanager
@@ -158,8 +171,10 @@ class Store:
 
     def upgrade(self) -> None:
         """``alembic upgrade head`` under a lock, so processes starting together never race."""
-        if self.is_up_to_date():
+        current = self.current_revision()
+        if current == head_revision():
             return
+        self._refuse_unknown_revision(current)
         from alembic import command
 
         with self._migration_lock() as connection:
@@ -182,10 +197,18 @@ class Store:
         current, head = self.current_revision(), head_revision()
         if current == head:
             return
+        self._refuse_unknown_revision(current)
         state = "has no ocrd tables" if current is None else f"is at revision {current}"
         raise SchemaOutdatedError(
             f"database {mask_url(self.url)} {state} (newest is {head}); run `ocrd db upgrade`"
         )
+
+    def _refuse_unknown_revision(self, current: str | None) -> None:
+        if current is not None and not _known_revision(current):
+            raise SchemaOutdatedError(
+                f"database {mask_url(self.url)} is at revision {current}, which this version of "
+                "ocrd does not know (written by a newer ocrd?); upgrade ocrd"
+            )
 
     def dispose(self) -> None:
         self.engine.dispose()
