@@ -267,3 +267,30 @@ def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(sqlite_url: st
                  "'m', '[]', '2026-01-01 00:00:00')")
         )  # fmt: skip
     store.dispose()
+
+
+def test_sqlite_write_sessions_take_the_write_lock_up_front(sqlite_url: str) -> None:
+    import sqlite3
+
+    from ocrd.store import open_store
+
+    store = open_store(sqlite_url)
+    database = store.engine.url.database
+
+    def other_writer_gets_lock() -> bool:
+        connection = sqlite3.connect(database, timeout=0, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            connection.close()
+
+    with store.session():
+        assert not other_writer_gets_lock()  # no read-then-upgrade deadlock for writers
+    with store.session(write=False) as session:
+        session.execute(text("SELECT count(*) FROM documents"))
+        assert other_writer_gets_lock()  # readers never block writers (WAL)
+    store.dispose()
