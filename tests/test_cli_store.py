@@ -133,6 +133,9 @@ def test_results_formats(db_url: str, tmp_path: Path) -> None:
     table = ocrd("results", "--limit", "2", "--db", db_url)
     assert table.exit_code == 0
     assert "123" in table.stdout and "77" not in table.stdout
+    assert "1 more rows not shown" in table.stdout
+    nothing = ocrd("results", "--since", "1h", "--kind", "unknown", "--db", db_url)
+    assert nothing.exit_code == 0 and "no results match" in nothing.stdout
 
     out = tmp_path / "export.csv"
     to_file = ocrd("results", "--csv", "--min-confidence", "0.805", "--output", out, "--db", db_url)

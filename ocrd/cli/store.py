@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import fnmatch
 import json
 import os
@@ -251,17 +252,15 @@ def _output(output: Path | None) -> Iterator[TextIO]:
         yield handle
 
 
-def _write_table(rows: Iterator[Row], out: TextIO, limit: int) -> None:
+def _write_table(rows: Iterable[Row], out: TextIO, matching: int) -> None:
+    """A readable table of ``rows``; ``matching`` is how many rows match in all."""
     from ocrd.store.queries import format_time
 
     table = Table(
         "path", "page", "box", "text", "conf", "kind", "processed_at", header_style="bold"
     )
-    shown = omitted = 0
+    shown = 0
     for row in rows:
-        if shown >= limit:
-            omitted += 1
-            continue
         shown += 1
         box = "" if row.x is None else f"{row.x},{row.y} {row.w}x{row.h}"
         confidence = "" if row.confidence is None else f"{row.confidence:.3f}"
@@ -275,8 +274,8 @@ def _write_table(rows: Iterator[Row], out: TextIO, limit: int) -> None:
     console = _console(out)
     if shown:
         console.print(table)
-    if omitted:
-        console.print(f"... {omitted} more rows not shown (use --csv or --json for all)")
+    if matching > shown:
+        console.print(f"... {matching - shown} more rows not shown (use --csv or --json for all)")
     elif not shown:
         console.print("no results match")
 
@@ -322,7 +321,14 @@ def results(
     CSV columns: path,page,x,y,w,h,text,confidence,kind,model,processed_at,sha256, then
     document_id,result_id,status,original_name,error,digits (JSON per-digit details).
     """
-    from ocrd.store.queries import COLUMNS, ResultFilter, export_json, export_values, iter_results
+    from ocrd.store.queries import (
+        COLUMNS,
+        ResultFilter,
+        count_results,
+        export_json,
+        export_values,
+        iter_results,
+    )
 
     if as_csv and as_json:
         raise OcrdError("choose one of --csv and --json")
@@ -336,6 +342,10 @@ def results(
         limit=limit,
     )
     store = _open(cli_settings(config, database_url=db), write=False)
+    table_rows, matching = limit or TABLE_ROWS, 0
+    if not (as_csv or as_json):  # the table shows the first rows and counts the rest
+        matching = count_results(store, filters)
+        filters = dataclasses.replace(filters, limit=table_rows)
     rows = iter_results(store, filters)
     with _output(output) as out:
         if as_csv:
@@ -347,7 +357,7 @@ def results(
             for row in rows:
                 out.write(export_json(row) + "\n")
         else:
-            _write_table(rows, out, limit or TABLE_ROWS)
+            _write_table(rows, out, matching)
     store.dispose()
 
 

@@ -115,6 +115,13 @@ def iter_results(store: Store, filters: ResultFilter) -> Iterator[Row]:
         yield from rows
 
 
+def count_results(store: Store, filters: ResultFilter) -> int:
+    """How many rows ``iter_results`` would give (counted by the database)."""
+    matching = results_query(filters).order_by(None).subquery()
+    with store.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(matching)).scalar_one()
+
+
 @functools.lru_cache(maxsize=4096)  # results of one document share its timestamp
 def format_time(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).isoformat(timespec="seconds")
