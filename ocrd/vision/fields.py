@@ -55,9 +55,6 @@ class Group:
     layout: str
     units: list[list[Blob]]  # one list of blobs per digit, left to right
     kind: str = "handwritten"
-    # Comb fields: the cells (x0, y0, x1, y1); each cell's ink is one digit, even when a
-    # digit spills over the divider and touches its neighbour.
-    cells: list[tuple[int, int, int, int]] | None = None
 
 
 def find_fields(page: Page) -> list[Field]:
@@ -126,12 +123,8 @@ def _structured_groups(frames: list[Frame], blobs: list[Blob], ppi: float) -> li
         free -= set(members)
         chosen = [blobs[i] for i in members]
         units = _comb_units(chosen, frame) if frame.layout == "comb" else _units(chosen)
-        if not units:
-            continue
-        cells = None
-        if frame.layout == "comb":
-            cells = [(x0, frame.y, x1, frame.y + frame.h) for x0, x1 in frame.cells]
-        groups.append(Group(frame.layout, units, cells=cells))
+        if units:
+            groups.append(Group(frame.layout, units))
     # The rest is grouped by proximity; a group sitting on an underline is an underlined field.
     underlines = [f for f in frames if f.layout == "underline"]
     for members in _cluster([blobs[i] for i in sorted(free)], ppi):
@@ -151,13 +144,24 @@ def _on_line(group: Group, line: Frame, ppi: float) -> bool:
 
 
 def _comb_units(blobs: list[Blob], frame: Frame) -> list[list[Blob]]:
-    """One unit per non-empty comb cell (a digit may be drawn in several pieces)."""
+    """One unit per non-empty comb cell (a digit may be drawn in several pieces). A piece
+    cut off at a divider is the neighbour's spill, not part of this cell's digit."""
     units = []
     for x0, x1 in frame.cells:
-        inside = [b for b in blobs if x0 <= b.cx < x1]
-        inside = _drop_specks(inside)
-        if inside:
-            units.append(inside)
+        inside = _drop_specks([b for b in blobs if x0 <= b.cx < x1])
+        if not inside:
+            continue
+        main = max(inside, key=lambda b: b.area)
+        reach = max(3, (x1 - x0) // 12)
+        units.append(
+            [
+                b
+                for b in inside
+                if b is main
+                or b.area >= 0.5 * main.area
+                or (b.x - x0 > reach and x1 - b.x2 > reach)
+            ]
+        )
     return units
 
 
@@ -287,12 +291,9 @@ def _make_field(
     box = _extent(blobs)
     line_crop = normalize_line(_masked_crop(ink, labels, blobs, box))
     digit_crops, digit_boxes = [], []
-    if group.cells:
-        pieces = _cell_crops(group.cells, ink, labels, blobs)
-    else:
-        pieces = [(_masked_crop(ink, labels, u, _extent(u)), _extent(u)) for u in group.units]
-    for crop, unit_box in pieces:
-        digit_crops.append(normalize_digit(crop))
+    for unit in group.units:
+        unit_box = _extent(unit)
+        digit_crops.append(normalize_digit(_masked_crop(ink, labels, unit, unit_box)))
         digit_boxes.append(_to_page_box(unit_box, clean, page.image.shape))
     return Field(
         page=page.number,
@@ -303,31 +304,6 @@ def _make_field(
         digit_crops=digit_crops,
         digit_boxes=digit_boxes,
     )
-
-
-def _cell_crops(
-    cells: list[tuple[int, int, int, int]], ink: np.ndarray, labels: np.ndarray, blobs: list[Blob]
-) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
-    """The field's ink inside each comb cell, trimmed to its extent; empty cells skipped."""
-    x, y, w, h = _extent(blobs)
-    y0, y1 = y, y + h
-    pieces = []
-    for cx0, _cy0, cx1, _cy1 in cells:
-        x0, x1 = max(cx0 + 1, x), min(cx1, x + w)
-        if x1 - x0 < 2:
-            continue
-        mask = np.isin(labels[y0:y1, x0:x1], [b.label for b in blobs])
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        if len(rows) < 0.2 * h:  # a stray spill from the next cell, not a digit
-            continue
-        box = (
-            x0 + int(cols[0]),
-            y0 + int(rows[0]),
-            int(cols[-1] - cols[0] + 1),
-            int(rows[-1] - rows[0] + 1),
-        )
-        pieces.append((_masked_crop(ink, labels, blobs, box), box))
-    return pieces
 
 
 def _masked_crop(

@@ -3,7 +3,8 @@
 Lines are found by morphological opening with long thin kernels. A vertical run only counts
 as a ruled line when both its ends meet a horizontal line (a box side or comb divider), so a
 tall handwritten "1" is never mistaken for one. After the lines are erased, strokes that
-crossed them are bridged back with a short closing across the line, so digits are not cut.
+crossed a horizontal line are bridged back with a short closing across it, so digits are not
+cut; vertical rules are not bridged, so digits spilling across a comb divider stay apart.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ def find_structure(ink: np.ndarray, binary: np.ndarray, px_per_inch: float) -> S
     horizontal = _thin_only(_open(small, (max(8, int(0.6 * ppi)), 1)), ppi)
     vertical_runs = _open(small, (1, max(6, int(0.16 * ppi))))
     vertical = _ruled_verticals(vertical_runs, horizontal, ppi)
-    frames = [_scaled(frame, factor) for frame in _frames(horizontal, vertical, ppi)]
+    found, strokes = _frames(horizontal, vertical, ppi)
+    frames = [_scaled(frame, factor) for frame in found]
+    for x0, y0, x1, y1 in strokes:  # handwriting that merely looked like a rule
+        vertical[max(0, y0) : y1, max(0, x0) : x1] = 0
     if factor > 1:
         horizontal = _refine(horizontal, binary, (max(8, int(0.3 * px_per_inch)), 1), factor)
         vertical = _refine(vertical, binary, (1, max(6, int(0.12 * px_per_inch))), factor)
@@ -126,8 +130,12 @@ def _keep(labels: np.ndarray, stats: np.ndarray, keep) -> np.ndarray:
     return mask
 
 
-def _frames(horizontal: np.ndarray, vertical: np.ndarray, px_per_inch: float) -> list[Frame]:
-    frames = []
+def _frames(
+    horizontal: np.ndarray, vertical: np.ndarray, px_per_inch: float
+) -> tuple[list[Frame], list[tuple[int, int, int, int]]]:
+    """Frames, plus the (x0, y0, x1, y1) spans of vertical runs that proved to be strokes
+    (off a comb's regular grid), which must not be erased as lines."""
+    frames, strokes = [], []
     joined = cv2.bitwise_or(horizontal, vertical)
     count, labels, stats = components(joined)
     for i in range(1, count):
@@ -138,16 +146,43 @@ def _frames(horizontal: np.ndarray, vertical: np.ndarray, px_per_inch: float) ->
             vertical[y : y + h, x : x + w]
             & (labels[y : y + h, x : x + w] == i).astype(np.uint8) * 255
         )
-        dividers = _vertical_positions(region_v)
-        if h < 0.1 * px_per_inch or len(dividers) < 2:
+        found = _vertical_positions(region_v)
+        if h < 0.1 * px_per_inch or len(found) < 2:
             frames.extend(_underlines(horizontal[y : y + h, x : x + w], x, y, px_per_inch))
             continue
-        xs = [x + d for d in dividers]
-        if len(xs) >= 3:
-            frames.append(Frame("comb", x, y, w, h, cells=list(zip(xs[:-1], xs[1:], strict=True))))
+        grid, off_grid = _regular_grid(found, int(w), int(h))
+        strokes.extend((x + a - 2, y, x + b + 3, y + h) for a, b in off_grid)
+        if len(grid) >= 3:
+            cells = [(x + a, x + b) for a, b in zip(grid[:-1], grid[1:], strict=True)]
+            frames.append(Frame("comb", x, y, w, h, cells=cells))
         else:
             frames.append(Frame("box", x, y, w, h))
-    return frames
+    return frames, strokes
+
+
+def _regular_grid(
+    found: list[int], width: int, height: int
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """Comb dividers are evenly spaced: fit the grid, fill in dividers a digit hid, and
+    return vertical runs off the grid (a 7's stem touching both rules) as strokes."""
+    positions = sorted(set(found) | {0, width - 1})
+    positions = [p for i, p in enumerate(positions) if i == 0 or p - positions[i - 1] > 2]
+    if len(positions) < 3:
+        return [0, width - 1], []
+    pitch = float(np.median(np.diff(positions)))
+    cells = max(1, int(round((width - 1) / pitch)))
+    if (width - 1) / cells > 2 * height:  # wide compartments: a box, not a comb
+        return [0, width - 1], [(p, p) for p in found if 2 < p < width - 3]
+    step = (width - 1) / cells
+    tolerance = max(2.0, 0.2 * step)
+    grid, off_grid = [], []
+    for k in range(cells + 1):
+        ideal = k * step
+        near = [p for p in positions if abs(p - ideal) <= tolerance]
+        grid.append(min(near, key=lambda p: abs(p - ideal)) if near else int(round(ideal)))
+    on_grid = set(grid)
+    off_grid = [(p, p) for p in found if p not in on_grid]
+    return grid, off_grid
 
 
 def _vertical_positions(region: np.ndarray) -> list[int]:
@@ -178,18 +213,19 @@ def _underlines(region: np.ndarray, x0: int, y0: int, px_per_inch: float) -> lis
 def _erase_lines(
     binary: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray, px_per_inch: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Remove ruled lines; restore the pixels where a stroke crosses a line."""
+    """Remove ruled lines; restore the pixels where a stroke crosses a horizontal line.
+
+    Vertical rules (box sides, comb dividers) are not bridged: ink on either side of a comb
+    divider belongs to different digits, even when a stroke spills across."""
     grow = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
     h_mask = cv2.dilate(horizontal, grow)
     v_mask = cv2.dilate(vertical, grow)
     remaining = cv2.bitwise_and(binary, cv2.bitwise_not(cv2.bitwise_or(h_mask, v_mask)))
-    # Bridge across each line: ink directly above and below a horizontal line (or left and
-    # right of a vertical one) is a stroke crossing it.
+    # Ink directly above and below a horizontal line is a stroke crossing it.
     # Printed rules are <= ~0.02 in thick; +3 px for the 3x3 growth and anti-aliasing.
     reach = max(6, int(round(0.03 * px_per_inch)) + 5)
     across_h = cv2.morphologyEx(remaining, cv2.MORPH_CLOSE, np.ones((reach, 1), np.uint8))
-    across_v = cv2.morphologyEx(remaining, cv2.MORPH_CLOSE, np.ones((1, reach), np.uint8))
-    restored = (across_h & h_mask) | (across_v & v_mask)
+    restored = across_h & h_mask & cv2.bitwise_not(v_mask)
     restored &= binary | cv2.dilate(binary, grow)
     clean = remaining | restored
     erased = (binary > 0) & (clean == 0)
