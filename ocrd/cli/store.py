@@ -344,7 +344,7 @@ def results(
     store = _open(cli_settings(config, database_url=db), write=False)
     table_rows, matching = limit or TABLE_ROWS, 0
     if not (as_csv or as_json):  # the table shows the first rows and counts the rest
-        matching = count_results(store, filters)
+        matching = count_results(store, dataclasses.replace(filters, limit=None))
         filters = dataclasses.replace(filters, limit=table_rows)
     rows = iter_results(store, filters)
     with _output(output) as out:
