@@ -79,6 +79,11 @@ class Batcher(Generic[Item, Result]):
     def queued(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def alive(self) -> bool:
+        """False once the thread has stopped (closed, or died on a bug)."""
+        return self._thread.is_alive()
+
     def submit(self, item: Item) -> Future[Result]:
         """Queue one item (blocks while the queue is full); its future gets the result."""
         if self._closed:

@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,13 @@ from sqlalchemy.orm import Session
 
 from ocrd.batching import Batcher
 from ocrd.config import Settings
-from ocrd.intake import Inbox, move_to_failed, move_to_processed
+from ocrd.intake import (
+    Inbox,
+    candidate_names,
+    move_to_failed,
+    move_to_processed,
+    processed_folder,
+)
 from ocrd.store import Document, DocumentStatus, Store, documents, open_store
 from ocrd.store.claims import (
     DEFAULT_MAX_ATTEMPTS,
@@ -72,6 +79,42 @@ RELOADABLE = (
     "max_batch",
     "max_delay_ms",
 )
+
+
+_IN_FLIGHT = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
+INTAKE_BATCH = 256  # files registered per transaction
+COMMIT_BATCH = 64  # documents finished per transaction
+RECONCILE_LIMIT = 4 * (INTAKE_BATCH + COMMIT_BATCH)
+
+
+@dataclass
+class Outcome:
+    """A read document on its way to the store: a reading, or the reason it failed."""
+
+    claim: Claim
+    path: Path
+    reading: DocumentReading | None
+    reason: str | None
+    seconds: float
+
+
+@dataclass
+class Move:
+    """A file whose outcome is committed and which must leave the inbox."""
+
+    doc_id: int | None
+    path: Path
+    status: str | None
+    error: str | None
+
+
+@dataclass
+class _Decision:
+    path: Path
+    outcome: str  # queued | wait | skip | move
+    doc_id: int | None = None
+    status: str | None = None
+    error: str | None = None
 
 
 class StartupError(Exception):
@@ -125,6 +168,62 @@ def open_checked_store(settings: Settings) -> Store:
         return open_store(settings.database_url, upgrade=True)
     except StoreError as exc:
         raise StartupError(str(exc)) from None
+
+
+def reconcile_moves(store: Store, settings: Settings) -> int:
+    """After a crash: rows whose outcome is committed and whose file left the inbox, but whose
+    new place was not recorded yet. Finds the file in processed/ or failed/ (same name or a
+    numbered variant, same content) and records it. Files still in the inbox are left to the
+    intake, which completes their move."""
+    prefix = str(settings.inbox) + os.sep
+    final = [DocumentStatus.FAILED.value]
+    if settings.on_done == "move":  # deleted files keep their inbox path for good
+        final += [DocumentStatus.DONE.value, DocumentStatus.DUPLICATE.value]
+    columns = (Document.id, Document.path, Document.status, Document.sha256, Document.size)
+    with store.session() as session:
+        rows = session.execute(
+            select(*columns, Document.finished_at)
+            .where(Document.status.in_(final), Document.path.startswith(prefix, autoescape=True))
+            .order_by(Document.finished_at.desc())
+            .limit(RECONCILE_LIMIT)  # a crash strands at most one commit group and intake batch
+        ).all()
+    fixes = []
+    for doc_id, path_text, status, sha256, size, finished_at in rows:
+        path = Path(path_text)
+        if path.exists():
+            continue
+        if status == DocumentStatus.FAILED.value:
+            folders = [settings.failed]
+        else:
+            day = (finished_at or datetime.now(UTC)).astimezone()
+            folders = [
+                processed_folder(settings.processed, day + timedelta(days=d)) for d in (0, 1)
+            ]
+        found = _find_moved(path.name, sha256, size, folders)
+        if found is not None:
+            fixes.append((doc_id, path_text, str(found)))
+    if fixes:
+        with store.session() as session:
+            for doc_id, old, new in fixes:
+                session.execute(
+                    update(Document)
+                    .where(Document.id == doc_id, Document.path == old)
+                    .values(path=new)
+                    .execution_options(synchronize_session=False)
+                )
+    return len(fixes)
+
+
+def _find_moved(name: str, sha256: str, size: int, folders: list[Path]) -> Path | None:
+    for folder in folders:
+        for candidate in candidate_names(name):  # taken names have no gaps: stop at the first
+            path = folder / candidate
+            try:
+                if path.stat().st_size == size and documents.digest_file(path).sha256 == sha256:
+                    return path
+            except FileNotFoundError:
+                break
+    return None
 
 
 # --- compute set-up -----------------------------------------------------------------------------
@@ -286,92 +385,108 @@ class Intake:
                     del self._later[path]
                     self.inbox.release(path)
                     self.inbox.settler.offer(path)
-            for path in self.inbox.poll():
+            ready = self.inbox.poll()
+            for start in range(0, len(ready), INTAKE_BATCH):
                 if stop.is_set():
                     break
-                try:
-                    self.take_in(path)
-                except Exception:
-                    log.exception("intake of %s failed; will retry", path)
-                    self._later[path] = time.monotonic() + 5.0
+                self.take_in(ready[start : start + INTAKE_BATCH])
             wait = self.inbox.settler.next_due()
             stop.wait(TICK_SECONDS if wait is None else min(max(wait, 0.02), TICK_SECONDS))
 
-    def take_in(self, path: Path) -> None:
+    def take_in(self, paths: list[Path]) -> None:
+        """Hash settled files and register them, many per transaction (one commit per batch
+        instead of one per file: commits, not hashing, bound the intake rate)."""
+        digests = []
+        for path in paths:
+            try:
+                digests.append((path, documents.digest_file(path)))
+            except FileNotFoundError:
+                self.inbox.release(path)
+            except OSError as exc:
+                log.warning("cannot read %s yet (%s); will retry", path, exc.strerror)
+                self._later[path] = time.monotonic() + 5.0
         try:
-            digest = documents.digest_file(path)
-        except FileNotFoundError:
-            self.inbox.release(path)
-            return
-        daemon = self.daemon
-        key = str(path)
-        with daemon.store.session() as session:
-            # Lock the canonical row of this content (if any): all intakes of the same content,
-            # on every machine, take turns here, so one file never gets two rows.
-            session.execute(
-                update(Document)
-                .where(
-                    Document.sha256 == digest.sha256,
-                    Document.status != DocumentStatus.DUPLICATE.value,
-                )
-                .values(id=Document.id)
-                .execution_options(synchronize_session=False)
-            )
-            mine = session.scalars(
-                select(Document)
-                .where(Document.path == key, Document.sha256 == digest.sha256)
-                .order_by(Document.id.desc())
-                .limit(1)
-            ).first()
-            if mine is not None:
-                outcome = self._known_file(mine)
-            else:
-                canonical = documents.find_canonical(session, digest.sha256)
-                if canonical is not None and canonical.status in (
-                    DocumentStatus.PENDING.value,
-                    DocumentStatus.PROCESSING.value,
-                ):
-                    outcome = "wait"  # same content in flight: its fate decides this one's
-                else:
-                    mine = documents.register(
-                        session, path, digest, reprocess=daemon.settings.duplicates == "reprocess"
-                    )
-                    outcome = "move" if mine.status == DocumentStatus.DUPLICATE.value else "queued"
-                    if outcome == "move" and self._raced(session, mine):
-                        # Another daemon registered this content between our look and our
-                        # insert: the same file (skip) or a copy of it in flight (wait).
-                        original = session.get(Document, mine.duplicate_of)
-                        outcome = "skip" if original and original.path == key else "wait"
-                        session.delete(mine)
-                        mine = None
-            doc_id = mine.id if mine is not None else None
-            status = mine.status if mine is not None else None
-            error = mine.error if mine is not None else None
-        if outcome == "queued":
-            daemon.counters.count("registered")
-            log.info("queued %s (document %d)", path.name, doc_id)
-            daemon.wake.set()
-        elif outcome == "wait":
-            self._later[path] = time.monotonic() + DUPLICATE_RECHECK_SECONDS
-        elif outcome == "move":
-            if status == DocumentStatus.DUPLICATE.value:
-                daemon.counters.count("duplicates")
-                log.info("duplicate %s (document %d): not read again", path.name, doc_id)
-            daemon.move_out(doc_id, path, status, error)
+            decisions = self._register(digests)
+        except Exception:
+            decisions = []
+            for item in digests:  # one bad apple must not hold up the batch
+                try:
+                    decisions += self._register([item])
+                except Exception:
+                    log.exception("intake of %s failed; will retry", item[0])
+                    self._later[item[0]] = time.monotonic() + 5.0
+        self._act(decisions)
 
-    @staticmethod
-    def _raced(session: Session, duplicate: Document) -> bool:
-        original = session.get(Document, duplicate.duplicate_of)
-        in_flight = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
-        return original is not None and original.status in in_flight
+    def _register(self, digests: list[tuple[Path, documents.FileDigest]]) -> list[_Decision]:
+        reprocess = self.daemon.settings.duplicates == "reprocess"
+        decisions = []
+        with self.daemon.store.session() as session:
+            self.daemon.record_places(session)
+            for path, digest in digests:
+                decisions.append(self._register_one(session, path, digest, reprocess))
+        return decisions
+
+    def _register_one(
+        self, session: Session, path: Path, digest: documents.FileDigest, reprocess: bool
+    ) -> _Decision:
+        key = str(path)
+        # Lock the canonical row of this content (if any): all intakes of the same content,
+        # on every machine, take turns here, so one file never gets two rows.
+        session.execute(
+            update(Document)
+            .where(
+                Document.sha256 == digest.sha256,
+                Document.status != DocumentStatus.DUPLICATE.value,
+            )
+            .values(id=Document.id)
+            .execution_options(synchronize_session=False)
+        )
+        mine = session.scalars(
+            select(Document)
+            .where(Document.path == key, Document.sha256 == digest.sha256)
+            .order_by(Document.id.desc())
+            .limit(1)
+        ).first()
+        if mine is not None:
+            return _Decision(path, self._known_file(mine), mine.id, mine.status, mine.error)
+        canonical = documents.find_canonical(session, digest.sha256)
+        if canonical is not None and canonical.status in _IN_FLIGHT:
+            return _Decision(path, "wait")  # same content in flight: its fate decides this one's
+        mine = documents.register(session, path, digest, reprocess=reprocess)
+        if mine.status != DocumentStatus.DUPLICATE.value:
+            return _Decision(path, "queued", mine.id, mine.status)
+        original = session.get(Document, mine.duplicate_of)
+        if original is not None and original.status in _IN_FLIGHT:
+            # Another daemon registered this content between our look and our insert: the
+            # same file (skip) or a copy of it in flight (wait).
+            session.delete(mine)
+            session.flush()
+            return _Decision(path, "skip" if original.path == key else "wait")
+        return _Decision(path, "move", mine.id, mine.status, mine.error)
+
+    def _act(self, decisions: list[_Decision]) -> None:
+        daemon = self.daemon
+        moves = []
+        for d in decisions:
+            if d.outcome == "queued":
+                daemon.counters.count("registered")
+                log.info("queued %s (document %d)", d.path.name, d.doc_id)
+            elif d.outcome == "wait":
+                self._later[d.path] = time.monotonic() + DUPLICATE_RECHECK_SECONDS
+            elif d.outcome == "move":
+                if d.status == DocumentStatus.DUPLICATE.value:
+                    daemon.counters.count("duplicates")
+                    log.info("duplicate %s (document %d): not read again", d.path.name, d.doc_id)
+                moves.append(Move(d.doc_id, d.path, d.status, d.error))
+        if any(d.outcome == "queued" for d in decisions):
+            daemon.wake.set()
+        daemon.move_out(moves)
 
     @staticmethod
     def _known_file(document: Document) -> str:
         """A file whose row already exists: in the queue, or its outcome committed but the
         file not yet moved (the process that committed it died, or is moving it right now)."""
-        if document.status in (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value):
-            return "skip"
-        return "move"
+        return "skip" if document.status in _IN_FLIGHT else "move"
 
 
 # --- metrics endpoint ---------------------------------------------------------------------------
@@ -469,7 +584,10 @@ class Daemon:
         self.reader: BatchedReader
         self.intake: Intake
         self.pool: ThreadPoolExecutor
-        self.capacity = max(2, settings.workers * 2)  # half of them wait on the batchers
+        self.vision_threads = max(2, settings.workers * 2)  # half of them wait on the batchers
+        self.capacity = max(8, settings.workers * 8)  # claimed at once: reading + committing
+        self._placed: list[tuple[int, Path, Path]] = []  # moved files whose rows still say inbox
+        self._placed_lock = threading.Lock()
         self._in_flight: dict[int, Future] = {}
         self._in_flight_lock = threading.Lock()
         self._metrics: http.server.ThreadingHTTPServer | None = None
@@ -491,6 +609,9 @@ class Daemon:
         settings = self.settings
         check_folders(settings)
         self.store = open_checked_store(settings)
+        fixed = reconcile_moves(self.store, settings)
+        if fixed:
+            log.warning("recorded the new place of %d file(s) moved just before a crash", fixed)
         freed = release_dead_claims(self.store, settings.worker_id)
         if freed:
             log.warning("took back %d document(s) left processing by a dead worker", len(freed))
@@ -500,7 +621,11 @@ class Daemon:
         recognizer = load_recognizer()
         self.reader = BatchedReader(recognizer, settings)
         self.reader.warm_up()
-        self.pool = ThreadPoolExecutor(self.capacity, thread_name_prefix="vision")
+        # Group commit: outcomes that queue up while one transaction runs share the next.
+        self.committer: Batcher[Outcome, None] = Batcher(
+            self._commit_all, max_batch=COMMIT_BATCH, max_delay=0.002, name="committer"
+        )
+        self.pool = ThreadPoolExecutor(self.vision_threads, thread_name_prefix="vision")
         self.intake = Intake(self)
         self.intake.start()
         if settings.metrics_port:
@@ -528,6 +653,14 @@ class Daemon:
         log.info("stopping: finishing %d in-flight document(s)", len(self._in_flight))
         if hasattr(self, "intake"):
             self.intake.stop()
+        if hasattr(self, "pool"):
+            # Claimed but not started: hand back at once rather than read them now.
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            with self._in_flight_lock:
+                queued = [i for i, f in self._in_flight.items() if f.cancelled()]
+                for doc_id in queued:
+                    del self._in_flight[doc_id]
+            release_claims(self.store, self.settings.worker_id, queued)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self._in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -537,10 +670,12 @@ class Daemon:
             # Not committed, so nothing is lost: the next start (or another daemon) redoes them.
             released = release_claims(self.store, self.settings.worker_id, left)
             log.warning("gave back %d unfinished document(s) for the next run", released)
+        with contextlib.suppress(Exception):
+            self.flush_places()
         if self._metrics is not None:
             self._metrics.shutdown()
-        if hasattr(self, "pool"):
-            self.pool.shutdown(wait=False, cancel_futures=True)
+        if hasattr(self, "committer"):
+            self.committer.close(timeout=5)
         if hasattr(self, "reader"):
             self.reader.close()
         log.info(
@@ -567,6 +702,10 @@ class Daemon:
                 self.reload_requested.clear()
                 self._reload()
             self._dispatch()
+            try:
+                self.flush_places()
+            except Exception:
+                log.exception("recording where files went failed; retrying")
             now = time.monotonic()
             if now - last_heartbeat >= HEARTBEAT_SECONDS:
                 with self._in_flight_lock:
@@ -583,8 +722,8 @@ class Daemon:
 
     def _healthy(self) -> bool:
         """Only a daemon whose threads all live keeps feeding systemd's watchdog."""
-        threads = (self.intake.thread, self.reader.digits._thread, self.reader.lines._thread)
-        return all(t.is_alive() for t in threads)
+        batchers = (self.reader.digits, self.reader.lines, self.committer)
+        return self.intake.thread.is_alive() and all(b.alive for b in batchers)
 
     def _dispatch(self) -> None:
         free = self.capacity - len(self._in_flight)
@@ -629,86 +768,140 @@ class Daemon:
     # - one document -
 
     def _process_safely(self, claim: Claim) -> None:
+        """Worker thread: read the document, hand the outcome to the committer."""
         try:
-            self._process(claim)
-        except Exception:
-            # Store unreachable or similar: leave the claim; it is retried after its lease.
-            log.exception("document %d (%s) could not be completed", claim.id, claim.path)
-        finally:
-            with self._in_flight_lock:
-                self._in_flight.pop(claim.id, None)
-            self.wake.set()
+            outcome = self._process(claim)
+        except Exception as exc:  # a bug, not the file: still one document, not the daemon
+            log.exception("document %d (%s) crashed its reader", claim.id, claim.path)
+            outcome = Outcome(claim, Path(claim.path), None, f"internal error: {exc!r}", 0.0)
+        self.committer.submit(outcome)
 
-    def _process(self, claim: Claim) -> None:
+    def _process(self, claim: Claim) -> Outcome:
         path = Path(claim.path)
+        started = time.monotonic()
+
+        def failure(reason: str) -> Outcome:
+            return Outcome(claim, path, None, reason, time.monotonic() - started)
+
         if claim.attempts > self.max_attempts:
-            reason = f"gave up after {claim.attempts - 1} attempts that never finished"
-            self._record_failure(claim, path, reason)
-            return
+            return failure(f"gave up after {claim.attempts - 1} attempts that never finished")
         try:
             digest = documents.digest_file(path)
         except FileNotFoundError:
-            self._record_failure(claim, path, "file disappeared from the inbox before it was read")
-            return
+            return failure("file disappeared from the inbox before it was read")
         if digest.sha256 != claim.sha256:
-            self._record_failure(claim, path, "file was replaced before it was read")
-            return
-        started = time.monotonic()
+            return failure("file was replaced before it was read")
         try:
             reading = self.reader.read(path)
         except BadInputError as exc:
-            self._record_failure(claim, path, str(exc) or "unreadable file")
-            return
+            return failure(str(exc) or "unreadable file")
         except Exception as exc:
             log.exception("reading %s failed", path)
-            self._record_failure(claim, path, f"internal error: {type(exc).__name__}: {exc}")
-            return
-        with self.store.session() as session:
-            documents.finish(session, claim.id, reading)
-        self.counters.count("done", reading.pages)
-        log.info(
-            "done %s: %d page(s), %d field(s) in %.2f s",
-            path.name,
-            reading.pages,
-            len(reading.fields),
-            time.monotonic() - started,
-        )
-        self.move_out(claim.id, path, DocumentStatus.DONE.value, None)
+            return failure(f"internal error: {type(exc).__name__}: {exc}")
+        return Outcome(claim, path, reading, None, time.monotonic() - started)
 
-    def _record_failure(self, claim: Claim, path: Path, reason: str) -> None:
-        with self.store.session() as session:
-            documents.fail(session, claim.id, reason)
-        self.counters.count("failed")
-        log.warning("failed %s: %s", path.name, reason)
-        if path.exists():
-            self.move_out(claim.id, path, DocumentStatus.FAILED.value, reason)
+    def _commit_all(self, outcomes: list[Outcome]) -> list[None]:
+        self.commit(outcomes)
+        return [None] * len(outcomes)
 
-    def move_out(
-        self, doc_id: int | None, path: Path, status: str | None, error: str | None
-    ) -> None:
-        """Move a file whose outcome is committed; record where it went."""
-        settings = self.settings
+    def commit(self, outcomes: list[Outcome]) -> None:
+        """Committer thread: results + status for a group of documents in one transaction
+        (group commit), then the file moves. A group that fails is retried one by one."""
         try:
-            if status == DocumentStatus.FAILED.value:
-                target: Path | None = move_to_failed(path, settings.failed, error or "failed")
-            elif settings.on_done == "delete":
-                path.unlink()
-                target = None
+            self._commit_group(outcomes)
+            committed = outcomes
+        except Exception:
+            committed = []
+            for outcome in outcomes:
+                try:
+                    self._commit_group([outcome])
+                    committed.append(outcome)
+                except Exception:
+                    # Store unreachable or similar: the claim lapses and the work is redone.
+                    log.exception("document %d: outcome not committed", outcome.claim.id)
+        moves = []
+        for o in committed:
+            if o.reading is not None:
+                self.counters.count("done", o.reading.pages)
+                log.info(
+                    "done %s: %d page(s), %d field(s) in %.2f s",
+                    o.path.name, o.reading.pages, len(o.reading.fields), o.seconds,
+                )  # fmt: skip
+                moves.append(Move(o.claim.id, o.path, DocumentStatus.DONE.value, None))
             else:
-                target = move_to_processed(path, settings.processed)
-        except FileNotFoundError:
-            log.debug("%s already moved by another worker", path)
-            return
+                self.counters.count("failed")
+                log.warning("failed %s: %s", o.path.name, o.reason)
+                if o.path.exists():
+                    moves.append(Move(o.claim.id, o.path, DocumentStatus.FAILED.value, o.reason))
+        try:
+            self.move_out(moves)
         finally:
-            self.intake.inbox.release(path)
-        if target is not None and doc_id is not None:
-            with self.store.session() as session:
+            with self._in_flight_lock:
+                for o in outcomes:
+                    self._in_flight.pop(o.claim.id, None)
+            self.wake.set()
+
+    def _commit_group(self, outcomes: list[Outcome]) -> None:
+        with self.store.session() as session:
+            self.record_places(session)
+            for o in outcomes:
+                if o.reading is not None:
+                    documents.finish(session, o.claim.id, o.reading)
+                else:
+                    documents.fail(session, o.claim.id, o.reason or "failed")
+
+    def move_out(self, moves: list[Move]) -> None:
+        """Move files whose outcome is committed; where they went is recorded with the next
+        transaction (`record_places`)."""
+        settings = self.settings
+        placed = []
+        for m in moves:
+            try:
+                if m.status == DocumentStatus.FAILED.value:
+                    target: Path | None = move_to_failed(
+                        m.path, settings.failed, m.error or "failed"
+                    )
+                elif settings.on_done == "delete":
+                    m.path.unlink()
+                    target = None
+                else:
+                    target = move_to_processed(m.path, settings.processed)
+            except FileNotFoundError:
+                log.debug("%s already moved by another worker", m.path)
+                continue
+            except OSError as exc:
+                # Left in the inbox with its outcome committed: the next rescan moves it.
+                log.error("cannot move %s: %s", m.path, exc)
+                continue
+            finally:
+                self.intake.inbox.release(m.path)
+            if target is not None and m.doc_id is not None:
+                placed.append((m.doc_id, m.path, target))
+        with self._placed_lock:
+            self._placed += placed
+
+    def record_places(self, session: Session) -> None:
+        """Write where moved files went, in whatever transaction comes next (a crash before
+        that only leaves a row pointing at the inbox path of a file that has left it)."""
+        with self._placed_lock:
+            placed, self._placed = self._placed, []
+        try:
+            for doc_id, old, new in placed:
                 session.execute(
                     update(Document)
-                    .where(Document.id == doc_id, Document.path == str(path))
-                    .values(path=str(target))
+                    .where(Document.id == doc_id, Document.path == str(old))
+                    .values(path=str(new))
                     .execution_options(synchronize_session=False)
                 )
+        except Exception:
+            with self._placed_lock:
+                self._placed = placed + self._placed
+            raise
+
+    def flush_places(self) -> None:
+        if self._placed:
+            with self.store.session() as session:
+                self.record_places(session)
 
     # - health -
 

@@ -417,12 +417,12 @@ def test_kill_9_mid_burst_then_restart_finishes_exactly_once(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     root, inbox = folders(tmp_path), tmp_path / "srv" / "inbox"
-    burst = make_burst(tmp_path / "staging", 12, seed=2)
+    burst = make_burst(tmp_path / "staging", 16, seed=2)
     first = Watcher(tmp_path, "first", inbox, sqlite_url)
     try:
         first.wait_ready()
         drop(burst, inbox)
-        wait_for(lambda: count_status(sqlite_url, "done") >= 2, PROCESS_TIMEOUT, "nothing done")
+        wait_for(lambda: count_status(sqlite_url, "done") >= 1, PROCESS_TIMEOUT, "nothing done")
     finally:
         first.kill()
     done_at_kill = count_status(sqlite_url, "done")
