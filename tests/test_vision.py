@@ -171,3 +171,16 @@ def test_blank_and_noisy_pages_have_no_fields():
     noisy = np.clip(blank + rng.normal(0, 12, blank.shape), 0, 255).astype(np.uint8)
     assert find_fields(Page(1, blank, 150)) == []
     assert find_fields(Page(1, noisy, 150)) == []
+
+
+def test_a_photographed_digit_at_camera_dpi_is_read_as_one_drawing(bank):
+    digit = cv2.resize(bank.images[bank.by_label[3][0]], (1500, 1500))
+    photo = np.full((2400, 3200), 190, np.uint8)  # grey paper, uneven light, sensor noise
+    photo[400:1900, 800:2300] = np.clip(190 - 0.7 * digit.astype(int), 0, 255).astype(np.uint8)
+    light = np.linspace(-40, 40, photo.shape[1])[None, :]
+    noise = np.random.default_rng(1).normal(0, 6, photo.shape)
+    photo = np.clip(photo + light + noise, 0, 255).astype(np.uint8)
+    [field] = find_fields(Page(1, photo, 72))
+    assert field.layout == "single" and len(field.digit_crops) == 1
+    x, y, w, h = field.box.as_list()
+    assert 800 <= x + w / 2 <= 2300 and 400 <= y + h / 2 <= 1900

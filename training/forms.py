@@ -3,13 +3,15 @@
 A page is A4 at a chosen dpi with a printed title, printed row labels and one field per row:
 comb boxes (one digit per cell), an underlined string, a boxed string, a free string, or a
 printed reference number. Handwritten strings are composed from MNIST digits (`split="train"`
-for anything used in training, `split="t10k"` for evaluation only). One scan degradation is
-applied per page (rotation, blur, noise, speckle, JPEG, bilevel fax, edge shadow, grey paper,
-faint pencil, or a mix). Ground truth per field: text, kind, layout and the tight ink box in
-the pixels of the file as written (for PDF: pixels of the page rendered at `PDF_RENDER_DPI`).
+for anything used in training, `split="t10k"` for evaluation only). One scan degradation
+is applied per page (rotation, scale, blur, noise, speckle, JPEG, bilevel fax, edge shadow,
+grey paper, faint pencil, or a mix). Ground truth per field: text, kind, layout and the tight
+ink box in the pixels of the file as written (for PDF: pixels of the page rendered at
+`PDF_RENDER_DPI`).
 
-    python -m training.forms --out DIR --pages N --seed S --split train|t10k \
-        --format png|jpeg|tiff|pdf
+    python -m training.forms --out DIR --pages N --seed S --split SPLIT --format FMT
+
+SPLIT is train or t10k; FMT is png, jpeg, tiff or pdf.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ LAYOUTS = ("comb", "underline", "box", "free", "printed")
 DEGRADATIONS = (
     "clean",
     "rotate",
+    "scale",
     "blur",
     "noise",
     "speckle",
@@ -325,6 +328,8 @@ def degrade(page: FormPage, rng: np.random.Generator) -> FormPage:
     for step in steps:
         if step == "rotate":
             image, page.fields = _rotate(image, page.fields, float(rng.uniform(-5, 5)))
+        elif step == "scale":  # scanned at 85-115 %, dpi tag unchanged
+            image, page.fields = _rescale(image, page.fields, float(rng.uniform(0.85, 1.15)))
         elif step == "blur":
             image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.6, 1.6)) * scale)
         elif step == "noise":
@@ -367,6 +372,19 @@ def _rotate(image: np.ndarray, fields: list[TruthField], angle: float):
         x1, y1 = pts.max(axis=0)
         moved.append(TruthField(f.text, f.kind, f.layout, _box_from(x0, y0, x1, y1)))
     return rotated, moved
+
+
+def _rescale(image: np.ndarray, fields: list[TruthField], factor: float):
+    h, w = image.shape
+    size = (int(round(w * factor)), int(round(h * factor)))
+    scaled = cv2.resize(
+        image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    )
+    moved = [
+        TruthField(f.text, f.kind, f.layout, [int(round(v * factor)) for v in f.box])
+        for f in fields
+    ]
+    return scaled, moved
 
 
 def _box_from(x0: float, y0: float, x1: float, y1: float) -> list[int]:

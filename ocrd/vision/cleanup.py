@@ -7,6 +7,7 @@ Everything downstream works on an INK-BRIGHT image (ink high, paper 0) at a redu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -33,12 +34,18 @@ class CleanPage:
     snapshot: bool  # small image without dpi: read as a whole (single digit / short number)
 
 
-def clean_page(gray: np.ndarray, dpi: int) -> CleanPage:
-    """Grayscale page -> flattened, binarised, deskewed ink image at working resolution."""
+def clean_page(gray: np.ndarray, dpi: int, snapshot: bool | None = None) -> CleanPage:
+    """Grayscale page -> flattened, binarised, deskewed ink image at working resolution.
+
+    `snapshot` (default: decided from size and dpi) reads the image as one drawing: no
+    deskew, no form structure, scale taken from the picture rather than from the dpi."""
     height, width = gray.shape
-    snapshot = dpi <= 0 and max(height, width) <= SNAPSHOT_MAX_SIDE
+    if snapshot is None:  # no dpi, or a screen/camera default, and small: not a page scan
+        snapshot = dpi < 100 and max(height, width) <= SNAPSHOT_MAX_SIDE
     if snapshot:
-        scale, px_per_inch = 1.0, max(height, width) / 1.5
+        factor = max(1, math.ceil(max(height, width) / SNAPSHOT_MAX_SIDE))
+        scale = 1.0 / factor
+        px_per_inch = max(height, width) * scale / 1.5  # the drawing fills the picture
     else:
         page_dpi = dpi if dpi > 0 else max(height, width) / A4_LONG_SIDE_INCHES
         # An integer shrink factor keeps OpenCV's fast area-averaging path (~10x faster).

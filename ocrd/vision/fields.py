@@ -60,6 +60,15 @@ class Group:
 def find_fields(page: Page) -> list[Field]:
     """Digit fields on a page, boxes in the page's own pixels, crops ready for the models."""
     clean = clean_page(page.image, page.dpi)
+    fields = _fields_on(page, clean)
+    if not fields and not clean.snapshot and page.dpi < 100:
+        # Nothing page-like on a camera/screen image (72 dpi or none): a photographed or
+        # drawn digit fills it. Read it as one drawing.
+        fields = _fields_on(page, clean_page(page.image, page.dpi, snapshot=True))
+    return fields
+
+
+def _fields_on(page: Page, clean: CleanPage) -> list[Field]:
     if clean.snapshot:
         structure = Structure(frames=[], ink=clean.ink, binary=clean.binary)
     else:
