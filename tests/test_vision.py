@@ -184,3 +184,10 @@ def test_a_photographed_digit_at_camera_dpi_is_read_as_one_drawing(bank):
     assert field.layout == "single" and len(field.digit_crops) == 1
     x, y, w, h = field.box.as_list()
     assert 800 <= x + w / 2 <= 2300 and 400 <= y + h / 2 <= 1900
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 5), (1, 5000), (5000, 9), (40, 40)])
+@pytest.mark.parametrize("dpi", [0, 300])
+def test_slivers_and_flat_images_give_no_fields(shape, dpi):
+    for value in (0, 128, 255):
+        assert find_fields(Page(1, np.full(shape, value, np.uint8), dpi)) == []

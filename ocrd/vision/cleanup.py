@@ -43,13 +43,15 @@ def clean_page(gray: np.ndarray, dpi: int, snapshot: bool | None = None) -> Clea
     if snapshot is None:  # no dpi, or a screen/camera default, and small: not a page scan
         snapshot = dpi < 100 and max(height, width) <= SNAPSHOT_MAX_SIDE
     if snapshot:
-        factor = max(1, math.ceil(max(height, width) / SNAPSHOT_MAX_SIDE))
+        factor = max(
+            1, min(math.ceil(max(height, width) / SNAPSHOT_MAX_SIDE), min(height, width) // 8)
+        )
         scale = 1.0 / factor
         px_per_inch = max(height, width) * scale / 1.5  # the drawing fills the picture
     else:
         page_dpi = dpi if dpi > 0 else max(height, width) / A4_LONG_SIDE_INCHES
         # An integer shrink factor keeps OpenCV's fast area-averaging path (~10x faster).
-        factor = max(1, int(page_dpi / WORK_DPI + 0.25))
+        factor = max(1, min(int(page_dpi / WORK_DPI + 0.25), min(height, width) // 8))
         scale = 1.0 / factor
         px_per_inch = page_dpi * scale
     small = gray if scale == 1.0 else _shrink(gray, round(1 / scale))

@@ -22,6 +22,7 @@ from ocrd.vision.structure import Frame, Structure, find_structure
 
 PRINTED_MAX_HEIGHT_IN = 0.16  # printed form text is 8-14 pt; handwriting is taller
 MIN_DIGIT_HEIGHT_IN = 0.06
+MIN_PAGE_SIDE = 8
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Group:
 
 def find_fields(page: Page) -> list[Field]:
     """Digit fields on a page, boxes in the page's own pixels, crops ready for the models."""
+    if min(page.image.shape[:2]) < MIN_PAGE_SIDE:
+        return []  # a sliver cannot hold a digit
     clean = clean_page(page.image, page.dpi)
     fields = _fields_on(page, clean)
     if not fields and not clean.snapshot and page.dpi < 100:
