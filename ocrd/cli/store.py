@@ -159,18 +159,38 @@ class FileProcessor:
         return "failed", 0, reason
 
 
+class _Reporter:
+    """Per-file progress and failure lines on stderr; a live progress bar on a terminal."""
+
+    def __init__(self, progress=None, task=None) -> None:  # noqa: ANN001 (rich objects)
+        self._progress, self._task = progress, task
+
+    def reading(self, name: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=name[-40:])
+
+    def advance(self) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1)
+
+    def failed(self, path: Path, reason: str) -> None:
+        line = f"ocrd: failed: {path}: {reason}"
+        if self._progress is not None:  # print above the live bar, not through it
+            self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            typer.echo(line, err=True)
+
+
 @contextmanager
-def _progress(total: int) -> Iterator:  # noqa: ANN202
-    """A progress bar on stderr when it is a terminal, otherwise nothing."""
+def _reporter(total: int) -> Iterator[_Reporter]:
     if not sys.stderr.isatty():
-        yield lambda _name: None
+        yield _Reporter()
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("reading", total=total)
-        yield lambda name: progress.update(task, advance=1, description=name[-40:])
+        yield _Reporter(progress, progress.add_task("reading", total=total))
 
 
 @app.command()
@@ -207,8 +227,9 @@ def process(
     store = _open(settings, write=True)
     processor = FileProcessor(store, settings)
     tally = ProcessTally()
-    with _progress(len(files)) as advance:
+    with _reporter(len(files)) as report:
         for path in files:
+            report.reading(path.name)
             outcome, count, reason = processor.process(path)
             if outcome == "done":
                 tally.done += 1
@@ -217,8 +238,8 @@ def process(
                 tally.duplicates += 1
             else:
                 tally.failed.append((path, reason))
-                typer.echo(f"ocrd: failed: {path}: {reason}", err=True)
-            advance(path.name)
+                report.failed(path, reason)
+            report.advance()
     store.dispose()
     typer.echo(tally.summary())
     if tally.failed:
