@@ -111,7 +111,7 @@ class Move:
 @dataclass
 class _Decision:
     path: Path
-    outcome: str  # queued | wait | skip | move
+    outcome: str  # queued | wait | skip | move | gone
     doc_id: int | None = None
     status: str | None = None
     error: str | None = None
@@ -441,6 +441,9 @@ class Intake:
             .values(id=Document.id)
             .execution_options(synchronize_session=False)
         )
+        if not path.exists():
+            # Hashed while another daemon finished it: it has been moved out since.
+            return _Decision(path, "gone")
         mine = session.scalars(
             select(Document)
             .where(Document.path == key, Document.sha256 == digest.sha256)
@@ -471,6 +474,8 @@ class Intake:
             if d.outcome == "queued":
                 daemon.counters.count("registered")
                 log.info("queued %s (document %d)", d.path.name, d.doc_id)
+            elif d.outcome == "gone":
+                self.inbox.release(d.path)
             elif d.outcome == "wait":
                 self._later[d.path] = time.monotonic() + DUPLICATE_RECHECK_SECONDS
             elif d.outcome == "move":
