@@ -124,6 +124,35 @@ def main(argv: list[str] | None = None) -> None:
         find_fields(Page(1, page.image, 300))
         times_300.append(time.thread_time() - start)
     _report(tally, spurious_by_deg, pages, args.pages, times_300, model_times, recognizer)
+    _report_decoding(render_page(bank, rng, dpi=300, degradation="clean"))
+
+
+def _report_decoding(page: FormPage) -> None:
+    """Time to decode one 300-dpi A4 page from each written format (not part of find_fields)."""
+    import tempfile
+
+    from ocrd.vision import iter_pages
+    from training.forms import write_document
+
+    print("\ndecode time per 300-dpi A4 page, 1 thread (iter_pages):")
+    bilevel = FormPage(np.where(page.image < 160, 0, 255).astype(np.uint8), 300, "bilevel")
+    with tempfile.TemporaryDirectory() as folder:
+        for name, fmt, source in [
+            ("png", "png", page),
+            ("jpeg", "jpeg", page),
+            ("tiff lzw", "tiff", page),
+            ("tiff g4", "tiff", bilevel),
+            ("pdf", "pdf", page),
+        ]:
+            path = Path(folder) / f"page.{fmt}"
+            write_document([source], path, fmt)
+            runs = []
+            for _ in range(3):
+                start = time.thread_time()
+                for _page in iter_pages(path):
+                    pass
+                runs.append(time.thread_time() - start)
+            print(f"  {name:9} {1000 * min(runs):5.0f} ms")
 
 
 def _report(tally, spurious_by_deg, pages, per_deg, times_300, model_times, recognizer) -> None:
