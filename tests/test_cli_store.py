@@ -141,6 +141,8 @@ def test_results_formats(db_url: str, tmp_path: Path) -> None:
     assert "1 more rows not shown" in table.stdout
     nothing = ocrd("results", "--since", "1h", "--kind", "unknown", "--db", db_url)
     assert nothing.exit_code == 0 and "no results match" in nothing.stdout
+    before_today = ocrd("results", "--until", "today", "--csv", "--db", db_url)
+    assert before_today.stdout.splitlines() == [as_csv.stdout.splitlines()[0]]  # header only
 
     out = tmp_path / "export.csv"
     to_file = ocrd("results", "--csv", "--min-confidence", "0.805", "--output", out, "--db", db_url)
@@ -238,15 +240,3 @@ def test_results_since_today_csv_through_the_console_script(db_url: str, tmp_pat
     assert [(Path(r["path"]).name, r["text"]) for r in rows] == [("done.png", "2024"),
                                                                 ("done.png", "7")]  # fmt: skip
     assert len(lines) == 2
-
-    tomorrow = subprocess.run(
-        [script, "results", "--until", "today", "--csv", "--db", db_url],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
-    assert tomorrow.stdout.splitlines() == [header]  # nothing finished before today
-
-    unknown = subprocess.run(
-        [script, "results", "--since", "last tuesday", "--db", db_url],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
-    assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
