@@ -61,7 +61,7 @@ def create_store_engine(url: str | URL) -> Engine:
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed)
-        if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
         return create_engine(parsed, pool_pre_ping=True)
     except (NoSuchModuleError, ImportError) as exc:
