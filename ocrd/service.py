@@ -3,16 +3,17 @@
 Threads, all feeding bounded queues so that a flood of files keeps memory flat:
 
 - intake: watches the inbox (`ocrd.intake.Inbox`), hashes each settled file and registers it in
-  the store (pending, or a duplicate); finishes the move of files whose outcome was committed
-  by a process that died before moving them.
-- main loop (main thread): claims pending documents (`ocrd.store.claims`) while the worker pool
-  has room, renews claims, talks to systemd (READY/STATUS/WATCHDOG/STOPPING), handles SIGTERM
-  (graceful stop) and SIGHUP (reload settings).
+  the store (pending, or a duplicate), many files per transaction; finishes the move of files
+  whose outcome was committed by a process that died before moving them.
+- main loop (main thread): claims pending documents (`ocrd.store.claims`) while there is room,
+  renews claims, talks to systemd (READY/STATUS/WATCHDOG/STOPPING), handles SIGTERM (graceful
+  stop) and SIGHUP (reload settings).
 - worker pool: decodes pages and finds fields (`ocrd.pipeline.extract_fields`), submits the crops
-  to the two batchers, fuses the answers (`ocrd.pipeline.fuse`), commits results + status in one
-  transaction, and only then moves the file to processed/ or failed/.
+  to the two batchers and fuses the answers (`ocrd.pipeline.fuse`).
 - two batchers (`ocrd.batching.Batcher`): one model call per batch of digit crops / line crops
   gathered across pages and files.
+- committer (a third `Batcher`): commits results + status of a group of documents in one
+  transaction (group commit), and only then moves their files to processed/ or failed/.
 
 Exactly once: a file's row goes pending -> processing -> done | failed | duplicate; results are
 committed before the file moves, so after a crash the restart either redoes the work (`finish`
@@ -69,6 +70,9 @@ HEARTBEAT_SECONDS = 10.0
 STATUS_SECONDS = 2.0
 TICK_SECONDS = 0.25
 DUPLICATE_RECHECK_SECONDS = 2.0
+INTAKE_BATCH = 256  # files registered per transaction
+COMMIT_BATCH = 64  # documents finished per transaction
+RECONCILE_LIMIT = 4 * (INTAKE_BATCH + COMMIT_BATCH)
 RELOADABLE = (
     "log_level",
     "settle_seconds",
@@ -79,12 +83,7 @@ RELOADABLE = (
     "max_batch",
     "max_delay_ms",
 )
-
-
 _IN_FLIGHT = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
-INTAKE_BATCH = 256  # files registered per transaction
-COMMIT_BATCH = 64  # documents finished per transaction
-RECONCILE_LIMIT = 4 * (INTAKE_BATCH + COMMIT_BATCH)
 
 
 @dataclass

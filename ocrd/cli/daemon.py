@@ -7,26 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ocrd.cli.app import app
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="TOML config file (default: $OCRD_CONFIG, then /etc/ocrd/ocrd.toml if present).",
-        show_default=False,
-    ),
-]
-
-
-def _settings(overrides: dict[str, object], config: Path | None):  # noqa: ANN202
-    from ocrd.config import ConfigError, load_settings
-
-    try:
-        return load_settings(overrides, config)
-    except ConfigError as exc:
-        typer.echo(f"ocrd: error: {exc}", err=True)
-        raise typer.Exit(2) from None
+from ocrd.cli.app import ConfigOption, DbOption, app, cli_settings
 
 
 @app.command()
@@ -34,31 +15,24 @@ def watch(
     inbox: Annotated[
         Path | None,
         typer.Argument(
-            help="Folder to watch [default: ./inbox or the configured inbox].", show_default=False
+            help="Folder to watch (default: ./inbox or the configured inbox).", show_default=False
         ),
     ] = None,
     processed: Annotated[
         Path | None,
         typer.Option(
-            help="Where done files go (YYYY/MM/DD/ below it) [default: sibling processed/].",
+            help="Where done files go (YYYY/MM/DD/ below it) (default: sibling processed/).",
             show_default=False,
         ),
     ] = None,
     failed: Annotated[
         Path | None,
         typer.Option(
-            help="Where unreadable files go, with <name>.error.txt [default: sibling failed/].",
+            help="Where unreadable files go, with <name>.error.txt (default: sibling failed/).",
             show_default=False,
         ),
     ] = None,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            help="Database URL (sqlite:///path or postgresql://...) [default: ./ocrd.db].",
-            show_default=False,
-        ),
-    ] = None,
+    db: DbOption = None,
     polling: Annotated[
         bool | None,
         typer.Option(
@@ -86,35 +60,35 @@ def watch(
     settle_seconds: Annotated[
         float | None,
         typer.Option(
-            help="A file must be unchanged this long before it is read [default: 1].",
+            help="A file must be unchanged this long before it is read (default: 1).",
             show_default=False,
         ),
     ] = None,
     rescan_seconds: Annotated[
         float | None,
-        typer.Option(help="Full inbox rescan interval [default: 30].", show_default=False),
+        typer.Option(help="Full inbox rescan interval (default: 30).", show_default=False),
     ] = None,
     duplicates: Annotated[
         str | None,
         typer.Option(
-            help="Content seen before: skip | reprocess [default: skip].", show_default=False
+            help="Content seen before: skip | reprocess (default: skip).", show_default=False
         ),
     ] = None,
     on_done: Annotated[
         str | None,
-        typer.Option(help="Done files: move | delete [default: move].", show_default=False),
+        typer.Option(help="Done files: move | delete (default: move).", show_default=False),
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="Vision worker threads [default: min(4, cores)].", show_default=False),
+        typer.Option(help="Vision worker threads (default: min(4, cores)).", show_default=False),
     ] = None,
     max_batch: Annotated[
         int | None,
-        typer.Option(help="Most digit crops per model call [default: 256].", show_default=False),
+        typer.Option(help="Most digit crops per model call (default: 256).", show_default=False),
     ] = None,
     max_delay_ms: Annotated[
         int | None,
-        typer.Option(help="Longest wait to fill a batch, ms [default: 20].", show_default=False),
+        typer.Option(help="Longest wait to fill a batch, ms (default: 20).", show_default=False),
     ] = None,
     metrics_port: Annotated[
         int | None,
@@ -124,21 +98,23 @@ def watch(
     ] = None,
     log_level: Annotated[
         str | None,
-        typer.Option(help="DEBUG | INFO | WARNING | ERROR [default: INFO].", show_default=False),
+        typer.Option(help="DEBUG | INFO | WARNING | ERROR (default: INFO).", show_default=False),
     ] = None,
     worker_id: Annotated[
         str | None,
         typer.Option(
-            help="Name of this daemon in the store [default: host:pid].", show_default=False
+            help="Name of this daemon in the store (default: host:pid).", show_default=False
         ),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Watch INBOX and read every file dropped into it, exactly once, until stopped.
 
-    Results go to the database; done files move to processed/YYYY/MM/DD/, unreadable ones to
-    failed/ with the reason beside them. Every option can also be set as OCRD_<NAME> or in the
-    config file. SIGTERM finishes in-flight files and exits; SIGHUP reloads the config.
+    Results go to the database; done files move to processed/YYYY/MM/DD/, unreadable ones
+    to failed/ with the reason beside them.
+
+    Every option can also be set as OCRD_<NAME> or in the config file. SIGTERM finishes
+    in-flight files and exits; SIGHUP reloads the config.
     """
     from ocrd import service
 
@@ -160,14 +136,12 @@ def watch(
         "log_level": log_level,
         "worker_id": worker_id,
     }
-    settings = _settings(overrides, config)
+    settings = cli_settings(config, **overrides)
     if ignore:
         settings.ignore = [*settings.ignore, *ignore]
 
     def reload() -> object:
-        from ocrd.config import load_settings
-
-        fresh = load_settings(overrides, config)
+        fresh = cli_settings(config, **overrides)
         if ignore:
             fresh.ignore = [*fresh.ignore, *ignore]
         return fresh
@@ -180,7 +154,7 @@ def retry(
     names: Annotated[
         list[str] | None,
         typer.Argument(
-            help="File names in the failed folder [default: all of them].", show_default=False
+            help="File names in the failed folder (default: all of them).", show_default=False
         ),
     ] = None,
     inbox: Annotated[
@@ -192,7 +166,7 @@ def retry(
     """Put failed files back into the inbox (their .error.txt is removed) so they are read again."""
     from ocrd.intake import failed_files, retry_failed
 
-    settings = _settings({"inbox": inbox, "failed": failed}, config)
+    settings = cli_settings(config, inbox=inbox, failed=failed)
     if not settings.inbox.is_dir():
         typer.echo(f"ocrd: error: inbox {settings.inbox} does not exist", err=True)
         raise typer.Exit(2)
