@@ -546,3 +546,22 @@ def write_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+def test_worker_gives_up_on_files_that_keep_killing_it_and_notices_vanished_ones(
+    tmp_path: Path,
+) -> None:
+    from ocrd.config import load_settings
+    from ocrd.service import Daemon
+    from ocrd.store.claims import Claim
+
+    daemon = Daemon(load_settings({"inbox": tmp_path}), max_attempts=3)
+    path = write_bytes(tmp_path / "scan.png", b"content")
+    sha = documents.digest_file(path).sha256
+    crashed = daemon._process(Claim(1, str(path), sha, attempts=4))
+    assert crashed.reading is None and "gave up after 3 attempts" in crashed.reason
+    replaced = daemon._process(Claim(2, str(path), "0" * 64, attempts=1))
+    assert replaced.reason == "file was replaced before it was read"
+    path.unlink()
+    vanished = daemon._process(Claim(3, str(path), sha, attempts=1))
+    assert "disappeared" in vanished.reason
