@@ -148,3 +148,17 @@ def test_ocrd_config_command_shows_values_and_sources(
     bad = runner.invoke(app, ["config", "--config", str(tmp_path / "nope.toml")])
     assert bad.exit_code == 2
     assert bad.stderr.strip().startswith("ocrd: error:") and len(bad.stderr.splitlines()) == 1
+
+
+def test_system_config_file_is_read_when_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ocrd import config
+
+    system = write_toml(tmp_path / "ocrd.toml", 'on_done = "delete"\n')
+    monkeypatch.setattr(config, "SYSTEM_CONFIG", system)
+    settings = load_settings()
+    assert settings.on_done == "delete" and settings.sources["on_done"] == f"file:{system}"
+    explicit = write_toml(tmp_path / "other.toml", "pdf_dpi = 200\n")
+    chosen = load_settings(config_file=explicit)  # --config replaces the system file
+    assert chosen.on_done == "move" and chosen.pdf_dpi == 200
