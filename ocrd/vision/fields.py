@@ -156,25 +156,37 @@ def _on_line(group: Group, line: Frame, ppi: float) -> bool:
 
 
 def _comb_units(blobs: list[Blob], frame: Frame) -> list[list[Blob]]:
-    """One unit per non-empty comb cell (a digit may be drawn in several pieces). A piece
-    cut off at a divider is the neighbour's spill, not part of this cell's digit."""
-    units = []
-    for x0, x1 in frame.cells:
-        inside = _drop_specks([b for b in blobs if x0 <= b.cx < x1])
-        if not inside:
-            continue
-        main = max(inside, key=lambda b: b.area)
-        reach = max(3, (x1 - x0) // 12)
-        units.append(
-            [
-                b
-                for b in inside
-                if b is main
-                or b.area >= 0.5 * main.area
-                or (b.x - x0 > reach and x1 - b.x2 > reach)
-            ]
-        )
-    return units
+    """One unit per non-empty comb cell. A digit that spills over a divider is cut in two
+    when the divider is erased: the cut-off piece goes back to the digit it touches across
+    the divider; other small pieces at a divider are the neighbour's spill and are dropped."""
+    cells = frame.cells
+    reach = max(3, min(b - a for a, b in cells) // 10) if cells else 3
+    members = [_drop_specks([b for b in blobs if a <= b.cx < z]) for a, z in cells]
+    mains = [max(m, key=lambda b: b.area) if m else None for m in members]
+    units: list[list[Blob]] = [[main] if main else [] for main in mains]
+    for index, (a, z) in enumerate(cells):
+        main = mains[index]
+        for blob in members[index]:
+            if blob is main:
+                continue
+            at_left, at_right = blob.x - a <= reach, z - blob.x2 <= reach
+            if blob.area >= 0.5 * main.area or not (at_left or at_right):
+                units[index].append(blob)
+                continue
+            side = index - 1 if at_left else index + 1
+            if 0 <= side < len(cells) and _touches_across(blob, mains[side], cells[side], reach):
+                units[side].append(blob)
+    return [unit for unit in units if unit]
+
+
+def _touches_across(piece: Blob, main: Blob | None, cell: tuple[int, int], reach: int) -> bool:
+    """Whether `main` reaches the divider `piece` sits against, at the same height."""
+    if main is None:
+        return False
+    a, z = cell
+    near_divider = main.x - a <= reach if piece.cx < a else z - main.x2 <= reach
+    same_rows = min(piece.y2, main.y2) - max(piece.y, main.y) > 0
+    return near_divider and same_rows
 
 
 def _drop_specks(blobs: list[Blob]) -> list[Blob]:
@@ -307,6 +319,10 @@ def _make_field(
     for unit in group.units:
         unit_box = _extent(unit)
         crop = _masked_crop(ink, labels, unit, unit_box)
+        if group.layout == "comb" and len(unit) > 1:
+            # Pieces of one digit on both sides of an erased divider: close the gap.
+            gap = max(3, int(0.04 * clean.px_per_inch))
+            crop = cv2.morphologyEx(crop, cv2.MORPH_CLOSE, np.ones((1, gap), np.uint8))
         pieces = 1 if group.layout == "comb" else _pieces(unit_box[2], typical, group.kind)
         for piece, piece_box in _split_touching(crop, unit_box, max(1, min(pieces, 4))):
             digit_crops.append(normalize_digit(piece))
