@@ -165,9 +165,12 @@ def _to_gray(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         values = np.asarray(img, dtype=np.float64)
-        # 16-bit samples arrive as I;16 or I (Pillow widens 16-bit PNGs to 32-bit I).
-        full_scale = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
-        if mode == "F" and values.max(initial=0) <= 1.0:
+        # 16-bit samples arrive as I;16 or I (Pillow widens 16-bit PNGs to 32-bit I). A page
+        # scan always has white paper, so the smallest usual sample range (8, 12 or 16 bits)
+        # that holds the brightest pixel is the range it was stored in.
+        peak = float(values.max(initial=0))
+        full_scale = next((r for r in (255.0, 4095.0, 65535.0) if peak <= r), peak)
+        if mode == "F" and peak <= 1.0:
             full_scale = 1.0
         return np.clip(values * (255.0 / full_scale) + 0.5, 0, 255).astype(np.uint8)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
