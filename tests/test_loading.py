@@ -274,7 +274,7 @@ def test_bad_third_tiff_page_fails_after_good_pages(tmp_path, pages):
 
 
 def test_twelve_bit_samples_in_sixteen_bit_tiff_are_scaled_from_their_range(tmp_path, pages):
-    twelve = (pages[0].astype(np.uint16) * 4095 // 255).astype(np.uint16)
+    twelve = (pages[0].astype(np.uint32) * 4095 // 255).astype(np.uint16)
     path = tmp_path / "scanner12.tif"
     Image.fromarray(twelve).save(path)
     assert np.abs(_only_page(path).astype(int) - pages[0]).max() <= 1
