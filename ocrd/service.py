@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import sdnotify
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ocrd.batching import Batcher
@@ -70,7 +70,8 @@ HEARTBEAT_SECONDS = 10.0
 STATUS_SECONDS = 2.0
 TICK_SECONDS = 0.25
 DUPLICATE_RECHECK_SECONDS = 2.0
-INTAKE_BATCH = 256  # files registered per transaction
+INTAKE_BATCH = 64  # files registered per transaction
+INTAKE_PAUSE_SECONDS = 0.05
 COMMIT_BATCH = 64  # documents finished per transaction
 RECONCILE_LIMIT = 4 * (INTAKE_BATCH + COMMIT_BATCH)
 RELOADABLE = (
@@ -389,6 +390,10 @@ class Intake:
                 if stop.is_set():
                     break
                 self.take_in(ready[start : start + INTAKE_BATCH])
+                if self.daemon.busy:
+                    # SQLite has one writer at a time and its busy handler polls: give the
+                    # committer and the claimer a turn, or a big drop starves the reading.
+                    stop.wait(INTAKE_PAUSE_SECONDS)
             wait = self.inbox.settler.next_due()
             stop.wait(TICK_SECONDS if wait is None else min(max(wait, 0.02), TICK_SECONDS))
 
@@ -420,6 +425,10 @@ class Intake:
         reprocess = self.daemon.settings.duplicates == "reprocess"
         decisions = []
         with self.daemon.store.session() as session:
+            if self.daemon.store.dialect == "sqlite":
+                # Take SQLite's single write lock before the first read, so every look below
+                # sees what the writes it leads to will be based on.
+                session.execute(text("UPDATE documents SET id = id WHERE 0"))
             self.daemon.record_places(session)
             for path, digest in digests:
                 decisions.append(self._register_one(session, path, digest, reprocess))
@@ -429,29 +438,25 @@ class Intake:
         self, session: Session, path: Path, digest: documents.FileDigest, reprocess: bool
     ) -> _Decision:
         key = str(path)
-        # Lock the canonical row of this content (if any): all intakes of the same content,
-        # on every machine, take turns here, so one file never gets two rows.
-        session.execute(
-            update(Document)
+        # The canonical row of this content and earlier rows of this very file, locked: all
+        # intakes of the same content, on every machine, take turns here, so one file never
+        # gets two rows (SQLite: the transaction already holds the database's write lock).
+        rows = session.scalars(
+            select(Document)
             .where(
                 Document.sha256 == digest.sha256,
-                Document.status != DocumentStatus.DUPLICATE.value,
+                or_(Document.status != DocumentStatus.DUPLICATE.value, Document.path == key),
             )
-            .values(id=Document.id)
-            .execution_options(synchronize_session=False)
-        )
+            .order_by(Document.id)
+            .with_for_update()
+        ).all()
         if not path.exists():
             # Hashed while another daemon finished it: it has been moved out since.
             return _Decision(path, "gone")
-        mine = session.scalars(
-            select(Document)
-            .where(Document.path == key, Document.sha256 == digest.sha256)
-            .order_by(Document.id.desc())
-            .limit(1)
-        ).first()
+        mine = next((r for r in reversed(rows) if r.path == key), None)
         if mine is not None:
             return _Decision(path, self._known_file(mine), mine.id, mine.status, mine.error)
-        canonical = documents.find_canonical(session, digest.sha256)
+        canonical = next((r for r in rows if r.status != DocumentStatus.DUPLICATE.value), None)
         if canonical is not None and canonical.status in _IN_FLIGHT:
             return _Decision(path, "wait")  # same content in flight: its fate decides this one's
         mine = documents.register(session, path, digest, reprocess=reprocess)
@@ -596,6 +601,10 @@ class Daemon:
         self._in_flight_lock = threading.Lock()
         self._metrics: http.server.ThreadingHTTPServer | None = None
         self._last_counts: dict[str, int] = {}
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._in_flight)
 
     # - lifecycle -
 
