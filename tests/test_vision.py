@@ -191,3 +191,21 @@ def test_a_photographed_digit_at_camera_dpi_is_read_as_one_drawing(bank):
 def test_slivers_and_flat_images_give_no_fields(shape, dpi):
     for value in (0, 128, 255):
         assert find_fields(Page(1, np.full(shape, value, np.uint8), dpi)) == []
+
+
+def test_two_numbers_on_one_line_stay_two_fields(bank):
+    page = _page(bank, 8)
+    free = next(t for t in page.fields if t.layout == "free")
+    x, y, w, h = free.box
+    image = page.image.copy()
+    gap = int(0.6 * page.dpi)  # a clear space between two numbers, as between two entries
+    right = x + w + gap
+    image[y : y + h, right : right + w] = np.minimum(
+        image[y : y + h, right : right + w], page.image[y : y + h, x : x + w]
+    )
+    fields = find_fields(Page(1, image, page.dpi))
+    row = [f for f in fields if abs((f.box.y + f.box.h / 2) - (y + h / 2)) < h / 2]
+    assert len(row) == 2
+    assert all(
+        iou(f.box.as_list(), [bx, y, w, h]) >= 0.5 for f, bx in zip(row, [x, right], strict=True)
+    )
