@@ -209,3 +209,11 @@ def test_two_numbers_on_one_line_stay_two_fields(bank):
     assert all(
         iou(f.box.as_list(), [bx, y, w, h]) >= 0.5 for f, bx in zip(row, [x, right], strict=True)
     )
+
+
+def test_a_thick_one_is_a_digit_not_a_blot():
+    image = np.full((600, 900), 255, np.uint8)
+    cv2.rectangle(image, (300, 250), (312, 300), 0, -1)  # a solid bar, 0.25 in tall at 200 dpi
+    cv2.line(image, (340, 300), (372, 250), 0, 6)  # and a stroke beside it
+    [field] = find_fields(Page(1, image, 200))
+    assert len(field.digit_crops) == 2

@@ -297,7 +297,8 @@ def _is_solid(unit: list[Blob], ppi: float) -> bool:
     """Blots and logos: mostly filled, or filled-ish and bigger than a written digit."""
     x, y, w, h = _extent(unit)
     fill = sum(b.area for b in unit) / float(w * h)
-    return fill > 0.75 or (fill > 0.5 and min(w, h) > 0.45 * ppi)
+    # A thick "1" is a filled bar too: only blobs of some width count.
+    return (fill > 0.75 and w > 0.5 * h) or (fill > 0.5 and min(w, h) > 0.45 * ppi)
 
 
 def _extent(unit: list[Blob]) -> tuple[int, int, int, int]:
