@@ -593,8 +593,9 @@ class Daemon:
         self.reader: BatchedReader
         self.intake: Intake
         self.pool: ThreadPoolExecutor
-        self.vision_threads = max(2, settings.workers * 2)  # half of them wait on the batchers
-        self.capacity = max(8, settings.workers * 8)  # claimed at once: reading + committing
+        # Threads mostly wait on the batchers (max_delay): more of them make fuller batches.
+        self.vision_threads = max(4, settings.workers * 4)
+        self.capacity = max(16, settings.workers * 8)  # claimed at once: reading + committing
         self._placed: list[tuple[int, Path, Path]] = []  # moved files whose rows still say inbox
         self._placed_lock = threading.Lock()
         self._in_flight: dict[int, Future] = {}
