@@ -130,6 +130,8 @@ def _structured_groups(frames: list[Frame], blobs: list[Blob], ppi: float) -> li
             & (centres_y <= frame.y + frame.h + slack)
         )
         members = [int(i) for i in np.flatnonzero(inside) if int(i) in free]
+        free -= {i for i in members if _is_side(blobs[i], frame, ppi)}
+        members = [i for i in members if not _is_side(blobs[i], frame, ppi)]
         if not members:
             continue
         free -= set(members)
@@ -147,6 +149,12 @@ def _structured_groups(frames: list[Frame], blobs: list[Blob], ppi: float) -> li
             group.layout = "underline"
         groups.append(group)
     return groups
+
+
+def _is_side(blob: Blob, frame: Frame, ppi: float) -> bool:
+    """A frame side that survived line removal (too faint or broken to be detected)."""
+    at_edge = min(abs(blob.cx - frame.x), abs(blob.cx - (frame.x + frame.w))) <= 0.05 * ppi
+    return at_edge and blob.h >= 0.8 * frame.h and blob.w <= 0.06 * ppi
 
 
 def _on_line(group: Group, line: Frame, ppi: float) -> bool:
@@ -247,7 +255,7 @@ def _cluster(blobs: list[Blob], ppi: float) -> list[list[Blob]]:
     h_gap = np.maximum(x[:, None], x[None, :]) - np.minimum(x2[:, None], x2[None, :])
     taller = np.maximum(h[:, None], h[None, :])
     shorter = np.minimum(h[:, None], h[None, :])
-    linked = (v_overlap >= 0.45 * shorter) & (h_gap <= np.minimum(0.7 * taller, 0.3 * ppi))
+    linked = (v_overlap >= 0.45 * shorter) & (h_gap <= np.minimum(0.9 * taller, 0.35 * ppi))
     parent = list(range(len(blobs)))
 
     def root(i: int) -> int:

@@ -46,7 +46,7 @@ def find_structure(ink: np.ndarray, binary: np.ndarray, px_per_inch: float) -> S
     small = _max_pool(binary, factor)
     ppi = px_per_inch / factor
     # Longer than any handwritten stroke: a 7's bar or a 2's base never reaches 0.6 in.
-    horizontal = _thin_only(_open(small, (max(8, int(0.6 * ppi)), 1)), ppi)
+    horizontal = _thin_only(_open(small, (max(8, int(0.6 * ppi)), 1)), small, ppi)
     vertical_runs = _open(small, (1, max(6, int(0.16 * ppi))))
     vertical = _ruled_verticals(vertical_runs, horizontal, ppi)
     found, strokes = _frames(horizontal, vertical, ppi)
@@ -95,13 +95,21 @@ def _open(binary: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
 
 
-def _thin_only(horizontal: np.ndarray, px_per_inch: float) -> np.ndarray:
-    """Drop wide horizontal runs that are part of solid shapes (logos), not ruled lines."""
+def _thin_only(horizontal: np.ndarray, binary: np.ndarray, px_per_inch: float) -> np.ndarray:
+    """Keep ruled lines: thin runs with paper on both sides. Wide runs inside a solid shape
+    (a logo, a blot) have ink along most of their length on at least one side."""
     count, labels, stats = components(horizontal)
-    thin = stats[:, cv2.CC_STAT_HEIGHT] <= max(3, 0.06 * px_per_inch)
-    thin |= stats[:, cv2.CC_STAT_WIDTH] >= 12 * stats[:, cv2.CC_STAT_HEIGHT]  # long, skewed
-    thin[0] = False
-    return _keep(labels, stats, np.flatnonzero(thin))
+    keep = []
+    for i in range(1, count):
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        if h > max(3, 0.06 * px_per_inch) and w < 12 * h:  # thick and not a long skewed rule
+            continue
+        above = binary[max(0, y - 2), x : x + w] > 0
+        below = binary[min(binary.shape[0] - 1, y + h + 1), x : x + w] > 0
+        if above.mean() > 0.5 or below.mean() > 0.5:
+            continue
+        keep.append(i)
+    return _keep(labels, stats, keep)
 
 
 def _ruled_verticals(runs: np.ndarray, horizontal: np.ndarray, px_per_inch: float) -> np.ndarray:
@@ -147,7 +155,9 @@ def _frames(
             & (labels[y : y + h, x : x + w] == i).astype(np.uint8) * 255
         )
         found = _vertical_positions(region_v)
-        if h < 0.1 * px_per_inch or len(found) < 2:
+        # Two rules joined by anything vertical make a frame, even if a side was too faint
+        # to detect (the frame's ends count as its sides).
+        if h < 0.1 * px_per_inch or not found:
             frames.extend(_underlines(horizontal[y : y + h, x : x + w], x, y, px_per_inch))
             continue
         grid, off_grid = _regular_grid(found, int(w), int(h))
