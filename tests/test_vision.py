@@ -217,3 +217,12 @@ def test_a_thick_one_is_a_digit_not_a_blot():
     cv2.line(image, (340, 300), (372, 250), 0, 6)  # and a stroke beside it
     [field] = find_fields(Page(1, image, 200))
     assert len(field.digit_crops) == 2
+
+
+def test_a_large_logo_is_neither_a_rule_nor_digits():
+    image = np.full((600, 900), 255, np.uint8)
+    cv2.circle(image, (450, 300), 90, 0, -1)  # 1.2 in across at 150 dpi
+    cv2.rectangle(image, (405, 278), (495, 322), 255, -1)
+    clean = clean_page(image, 150)
+    assert find_structure(clean.ink, clean.binary, clean.px_per_inch).frames == []
+    assert find_fields(Page(1, image, 150)) == []
