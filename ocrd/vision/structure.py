@@ -55,11 +55,32 @@ def find_structure(ink: np.ndarray, binary: np.ndarray, px_per_inch: float) -> S
         vertical[max(0, y0) : y1, max(0, x0) : x1] = 0
     if factor > 1:
         horizontal = _refine(horizontal, binary, (max(8, int(0.3 * px_per_inch)), 1), factor)
-        vertical = _refine(vertical, binary, (1, max(6, int(0.12 * px_per_inch))), factor)
+    vertical = _divider_columns(binary, frames, px_per_inch)
     clean_binary, erased = _erase_lines(binary, horizontal, vertical, px_per_inch)
     clean_ink = ink.copy()
     clean_ink[erased] = 0
     return Structure(frames=frames, ink=clean_ink, binary=clean_binary)
+
+
+def _divider_columns(binary: np.ndarray, frames: list[Frame], px_per_inch: float) -> np.ndarray:
+    """The columns of each frame side and comb divider, at full working resolution.
+
+    Only columns inked over most of the frame's height are rule: a digit stroke hugging a
+    divider (the side of a 0 drawn against it) is not, so it survives the erasing."""
+    mask = np.zeros_like(binary)
+    search = max(3, int(round(0.03 * px_per_inch)))
+    for frame in frames:
+        if frame.layout == "underline":
+            continue
+        edges = {frame.x, frame.x + frame.w - 1} | {x for cell in frame.cells for x in cell}
+        y0, y1 = frame.y, min(binary.shape[0], frame.y + frame.h)
+        for edge in edges:
+            lo, hi = max(0, edge - search), min(binary.shape[1], edge + search + 1)
+            coverage = (binary[y0:y1, lo:hi] > 0).mean(axis=0)
+            columns = np.flatnonzero(coverage > 0.6)
+            if len(columns):
+                mask[y0:y1, lo + columns.min() : lo + columns.max() + 1] = 255
+    return mask
 
 
 def _max_pool(binary: np.ndarray, factor: int) -> np.ndarray:
@@ -235,7 +256,7 @@ def _erase_lines(
     divider belongs to different digits, even when a stroke spills across."""
     grow = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
     h_mask = cv2.dilate(horizontal, grow)
-    v_mask = cv2.dilate(vertical, grow)
+    v_mask = cv2.dilate(vertical, np.ones((1, 3), np.uint8))  # its columns +- anti-aliasing
     remaining = cv2.bitwise_and(binary, cv2.bitwise_not(cv2.bitwise_or(h_mask, v_mask)))
     # Ink directly above and below a horizontal line is a stroke crossing it.
     # Printed rules are <= ~0.02 in thick; +3 px for the 3x3 growth and anti-aliasing.
