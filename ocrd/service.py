@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import sdnotify
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ocrd.batching import Batcher
@@ -443,9 +443,14 @@ class Intake:
         # gets two rows (SQLite: the transaction already holds the database's write lock).
         rows = session.scalars(
             select(Document)
-            .where(
-                Document.sha256 == digest.sha256,
-                or_(Document.status != DocumentStatus.DUPLICATE.value, Document.path == key),
+            .where(  # two indexed look-ups (canonical by sha256, this file by path)
+                or_(
+                    and_(
+                        Document.sha256 == digest.sha256,
+                        Document.status != DocumentStatus.DUPLICATE.value,
+                    ),
+                    and_(Document.path == key, Document.sha256 == digest.sha256),
+                )
             )
             .order_by(Document.id)
             .with_for_update()
