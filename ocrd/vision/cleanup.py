@@ -105,13 +105,20 @@ def ink_image(gray: np.ndarray) -> np.ndarray:
 
 
 def ink_threshold(ink: np.ndarray) -> float:
-    """A binarisation level above the paper noise but low enough for faint pencil."""
-    sample = ink[::3, ::3]
-    background = sample[sample < 60].astype(np.float32)
-    if background.size == 0:
+    """A binarisation level above the paper noise but low enough for faint pencil.
+
+    Paper pixels are the dark end of the ink image; their median and spread (MAD) come
+    from a 60-bin histogram, which is much cheaper than sorting the page."""
+    counts = cv2.calcHist([ink[::2, ::2]], [0], None, [60], [0, 60]).ravel()
+    total = counts.sum()
+    if total == 0:
         return 50.0
-    centre = float(np.median(background))
-    noise = 1.4826 * float(np.median(np.abs(background - centre)))  # robust sigma (MAD)
+    cumulative = np.cumsum(counts)
+    centre = float(np.searchsorted(cumulative, total / 2))
+    deviation = np.abs(np.arange(60) - centre)
+    order = np.argsort(deviation, kind="stable")
+    mad = float(deviation[order][np.searchsorted(np.cumsum(counts[order]), total / 2)])
+    noise = 1.4826 * mad  # robust sigma
     return float(np.clip(centre + 5.0 * noise, 28.0, 100.0))
 
 
@@ -129,8 +136,8 @@ def estimate_skew(binary: np.ndarray) -> float:
     ys, xs = np.nonzero(binary[::2, ::2])
     if len(ys) < 50:
         return 0.0
-    if len(ys) > 80_000:
-        pick = np.random.default_rng(0).choice(len(ys), 80_000, replace=False)
+    if len(ys) > 40_000:
+        pick = np.random.default_rng(0).choice(len(ys), 40_000, replace=False)
         ys, xs = ys[pick], xs[pick]
     ys = ys.astype(np.float32)
     xs = xs.astype(np.float32) - binary.shape[1] / 4
