@@ -190,7 +190,10 @@ class Recognizer:
         tf = import_tensorflow()
         import keras
 
-        self._lock = threading.Lock()
+        # tf.functions are thread-safe; the locks only keep one batch per model in flight so
+        # concurrent callers queue instead of oversubscribing the CPU cores.
+        self._digit_lock = threading.Lock()
+        self._line_lock = threading.Lock()
         self._digit_model = keras.models.load_model(digit_path, compile=False)
         self._digit_fn = tf.function(
             lambda x: self._digit_model(x, training=False),
@@ -241,7 +244,7 @@ class Recognizer:
             chunk = batch[start : start + BATCH_SIZES[-1]]
             padded = np.zeros((_padded_size(len(chunk)), DIGIT_SIZE, DIGIT_SIZE, 1), np.float32)
             padded[: len(chunk), ..., 0] = chunk
-            with self._lock:
+            with self._digit_lock:
                 result = self._digit_fn(padded).numpy()
             outputs.append(result[: len(chunk)])
         if not outputs:
@@ -286,7 +289,7 @@ class Recognizer:
                 for row, index in enumerate(chunk):
                     line = lines[index][:, :width]  # normalize_line never exceeds the max
                     padded[row, :, : line.shape[1], 0] = line
-                with self._lock:
+                with self._line_lock:
                     probabilities = self._line_fn(padded).numpy()
                 for row, index in enumerate(chunk):
                     frames = min(
