@@ -15,7 +15,9 @@ Fusion policy (which reading to trust, per field):
   DISAGREEMENT_PENALTY, except that a sequence reading which is unsure (< 0.5) yields to a
   per-digit reading in which every digit is sure (>= 0.95) and the digit count matches.
 - not digits: when every per-digit crop is rejected (`is_digit` False) the field is dropped
-  (returns None): printed words and marks that slipped past vision's filters.
+  (returns None): printed words and marks that slipped past vision's filters. In a written
+  string a single rejected blob is a separator or stray mark and is left out of the per-digit
+  reading; in a comb every cell counts (a rejected cell keeps its best label, low confidence).
 Per-digit details (label, confidence, runner-up, box) are kept in `FieldReading.digits`.
 """
 
@@ -103,8 +105,12 @@ def fuse(
     """One text + confidence for a field from the two readers (policy in the module doc)."""
     if digits and not any(d.is_digit for d in digits):
         return None
-    digit_text = "".join(str(int(d.label)) for d in digits)
-    digit_conf = min((float(d.confidence) for d in digits), default=0.0)
+    pairs = list(zip(digits, field.digit_boxes, strict=False))
+    if field.layout not in DIGIT_LAYOUTS:
+        # In a written string a rejected blob is a separator or a stray mark, not a digit.
+        pairs = [(d, box) for d, box in pairs if d.is_digit]
+    digit_text = "".join(str(int(d.label)) for d, _ in pairs)
+    digit_conf = min((float(d.confidence) for d, _ in pairs), default=0.0)
     line_text = line.text if line is not None else ""
     line_conf = float(line.confidence) if line is not None else 0.0
     digit_primary = field.layout in DIGIT_LAYOUTS or not line_text
@@ -112,7 +118,7 @@ def fuse(
         text, confidence, other_text, other_conf = digit_text, digit_conf, line_text, line_conf
     else:
         text, confidence, other_text, other_conf = line_text, line_conf, digit_text, digit_conf
-        sure_digits = digits and digit_conf >= SURE_DIGIT and len(digits) == len(field.digit_boxes)
+        sure_digits = bool(pairs) and digit_conf >= SURE_DIGIT and len(pairs) == len(digits)
         if text != other_text and line_conf < UNSURE_LINE and sure_digits:
             text, confidence, other_text, other_conf = digit_text, digit_conf, line_text, line_conf
             digit_primary = True
@@ -123,7 +129,7 @@ def fuse(
             confidence = 1.0 - (1.0 - confidence) * (1.0 - other_conf)
         else:
             confidence *= DISAGREEMENT_PENALTY
-    details = _digit_details(field, text, digits if digit_primary else None, line)
+    details = _digit_details(field, text, pairs if digit_primary else None, line)
     return FieldReading(
         page=field.page,
         box=field.box,
@@ -138,7 +144,7 @@ def fuse(
 def _digit_details(
     field: Field,
     text: str,
-    digits: list[DigitPrediction] | None,
+    digits: list[tuple[DigitPrediction, Box]] | None,
     line: LinePrediction | None,
 ) -> list[DigitReading]:
     """Per-character label, confidence, runner-up and box."""
@@ -151,7 +157,7 @@ def _digit_details(
                 runner_up=str(int(d.runner_up)),
                 runner_up_confidence=float(d.runner_up_confidence),
             )
-            for d, box in zip(digits, field.digit_boxes, strict=False)
+            for d, box in digits
         ]
     assert line is not None
     confidences = list(line.confidences) + [line.confidence] * len(text)

@@ -174,3 +174,13 @@ def test_read_document_reads_generated_forms(generated, recognizer):
         assert 0.0 <= best.confidence <= 1.0
         assert best.model == recognizer.model_name
     assert exact >= 0.7 * len(expected)
+
+
+def test_a_rejected_blob_in_a_written_string_is_left_out():
+    field = _field("free", 4)  # "12-5": the dash is not a digit
+    digits = [_digit(1), _digit(2), _digit(1, 0.3, is_digit=False), _digit(5)]
+    reading = fuse(field, None, digits, "m@1")
+    assert reading.text == "125"
+    assert [d.box for d in reading.digits] == [field.digit_boxes[i] for i in (0, 1, 3)]
+    comb = fuse(_field("comb", 4), None, digits, "m@1")
+    assert comb.text == "1215" and comb.confidence == pytest.approx(0.3)
