@@ -3,6 +3,7 @@
 Examples:
     python -m training digit --epochs 8 --seed 1
     python -m training sequence --epochs 16 --seed 1
+    python -m training sequence --epochs 8 --seed 2 --init ocrd/models/lines.keras  # stage 2
     python -m training evaluate              # figures for the models in --out
     python -m training export --out /tmp/savedmodels
 """
@@ -48,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="models folder (default: ocrd/models); for export: SavedModel folder",
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="sequence: continue from this lines.keras at a lower learning rate",
     )
     args = parser.parse_args(argv)
     _quiet_tensorflow()

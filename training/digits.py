@@ -22,6 +22,9 @@ from training.readers import load_mnist
 NOT_A_DIGIT = 10
 NUM_CLASSES = 11
 VALIDATION_SIZE = 5000
+# The MNIST-train hold-out is the same for every training seed and for both models, so a
+# second training stage never validates on digits an earlier stage trained on.
+VALIDATION_SPLIT_SEED = 1
 PRINTED_PER_EPOCH = 6000
 NON_DIGIT_PER_EPOCH = 6000
 BATCH_SIZE = 256
@@ -42,7 +45,7 @@ class DigitData:
 
 def load_digit_data(data_dir: Path | None, seed: int) -> DigitData:
     images, labels = load_mnist("train", data_dir)
-    order = np.random.default_rng(seed).permutation(len(images))
+    order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(images))
     val, train = order[:VALIDATION_SIZE], order[VALIDATION_SIZE:]
     printed, printed_labels = synth.printed_glyphs("0123456789")
     non_digit, _ = synth.printed_glyphs(synth.NON_DIGIT_CHARS)

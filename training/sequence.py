@@ -19,6 +19,7 @@ import numpy as np
 
 from ocrd.normalize import LINE_HEIGHT, MAX_LINE_WIDTH, ink_from_paper, normalize_line
 from training import synth
+from training.digits import VALIDATION_SPLIT_SEED
 from training.readers import StringSample, load_mnist, load_orand_car_a, split_holdout
 
 BLANK = 10
@@ -27,7 +28,7 @@ DOWNSAMPLE = 4
 WIDTH_STEP = 32
 EPOCH_SIZE = 8000
 BATCH_SIZE = 48
-VALIDATION_SIZE = 5000  # MNIST train images kept out, as for the digit model
+VALIDATION_SIZE = 5000  # MNIST train images kept out, the same ones as for the digit model
 SEPARATORS = ".-,="
 
 
@@ -157,7 +158,7 @@ def load_orand_lines(samples: list[StringSample]) -> list[tuple[np.ndarray, str]
 
 def load_sequence_data(data_dir: Path | None, seed: int) -> SequenceData:
     images, labels = load_mnist("train", data_dir)
-    order = np.random.default_rng(seed).permutation(len(images))
+    order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(images))
     val, train = order[:VALIDATION_SIZE], order[VALIDATION_SIZE:]
     crops = _ink_crops(images)
     printed_images, printed_labels = synth.printed_glyphs("0123456789")
@@ -386,9 +387,12 @@ def validation_set(data: SequenceData, seed: int, size: int = 600) -> list[tuple
 
 def train_sequence(
     data_dir: Path | None, out_dir: Path, epochs: int, seed: int, log=print,
-    checkpoint: Path | None = None,
+    checkpoint: Path | None = None, init: Path | None = None,
 ) -> dict:  # fmt: skip
-    """Train the CRNN and save `lines.keras` into `out_dir`; returns the manifest entry."""
+    """Train the CRNN and save `lines.keras` into `out_dir`; returns the manifest entry.
+
+    `init` continues from the weights of an earlier `lines.keras` (a second, lower-rate
+    stage when one CPU session is too short for the whole schedule)."""
     import keras
 
     from training.manifest import record_model
@@ -402,8 +406,12 @@ def train_sequence(
     val = validation_set(data, seed)
     model = build_model(seed)
     steps_per_epoch = int(np.ceil(EPOCH_SIZE / BATCH_SIZE))
+    peak, warmup = 1.5e-3, 300
+    if init is not None:
+        model.set_weights(keras.models.load_model(init, compile=False).get_weights())
+        peak, warmup = 4e-4, 100
     schedule = keras.optimizers.schedules.CosineDecay(
-        3e-4, epochs * steps_per_epoch, warmup_target=1.5e-3, warmup_steps=300
+        peak / 5, epochs * steps_per_epoch, warmup_target=peak, warmup_steps=warmup
     )
     optimizer = keras.optimizers.Adam(schedule)
     step = make_train_step(model, optimizer)
@@ -427,6 +435,11 @@ def train_sequence(
                 with_softmax(model).save(checkpoint)
     model.set_weights(best_weights)
     train_seconds = time.monotonic() - started
+    init_note = None
+    if init is not None:
+        from training.manifest import sha256_of
+
+        init_note = f"{Path(init).name} sha256 {sha256_of(Path(init))}"
     shipped = with_softmax(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "lines.keras"
@@ -457,6 +470,7 @@ def train_sequence(
             "seed": seed,
             "epochs": epochs,
             "epoch_size": EPOCH_SIZE,
+            "init_from": init_note,
             "metrics": metrics,
         },
     )  # fmt: skip
