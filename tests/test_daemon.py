@@ -565,3 +565,34 @@ def test_worker_gives_up_on_files_that_keep_killing_it_and_notices_vanished_ones
     path.unlink()
     vanished = daemon._process(Claim(3, str(path), sha, attempts=1))
     assert "disappeared" in vanished.reason
+
+
+# --- the shipped service files ------------------------------------------------------------------
+
+SYSTEMD_DIR = Path(__file__).resolve().parents[1] / "systemd"
+
+
+def test_example_config_is_valid_settings() -> None:
+    from ocrd.config import load_settings
+
+    settings = load_settings(config_file=SYSTEMD_DIR / "ocrd.toml")
+    assert settings.inbox == Path("/srv/ocrd/inbox")
+    assert settings.database_url == "sqlite:////var/lib/ocrd/ocrd.db"
+    assert all(source.startswith("file:") for name, source in settings.sources.items()
+               if name not in ("workers", "worker_id"))  # fmt: skip
+
+
+def test_systemd_unit_verifies(tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze not installed")
+    unit = (SYSTEMD_DIR / "ocrd.service").read_text()
+    assert "Type=notify" in unit and "WatchdogSec=" in unit and "ProtectSystem=strict" in unit
+    # The ocrd binary is not installed at /opt/ocrd here: point ExecStart at one that exists.
+    local = tmp_path / "ocrd.service"
+    local.write_text(unit.replace("/opt/ocrd/venv/bin/ocrd", shutil.which("true") or "/bin/true"))
+    finished = subprocess.run(
+        ["systemd-analyze", "verify", str(local)], capture_output=True, text=True, timeout=60
+    )
+    assert finished.returncode == 0 and "ocrd.service" not in finished.stderr, finished.stderr
