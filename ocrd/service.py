@@ -646,10 +646,15 @@ class Daemon:
         )
         self.pool = ThreadPoolExecutor(self.vision_threads, thread_name_prefix="vision")
         self.intake = Intake(self)
-        self.intake.start()
         if settings.metrics_port:
-            self._metrics = start_metrics_server(self, settings.metrics_port)
+            try:
+                self._metrics = start_metrics_server(self, settings.metrics_port)
+            except OSError as exc:
+                raise StartupError(
+                    f"metrics port 127.0.0.1:{settings.metrics_port}: {exc.strerror}"
+                ) from None
             log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
+        self.intake.start()
         log.info(
             "watching %s (processed -> %s, failed -> %s, database %s) as %s with model %s",
             settings.inbox,
