@@ -180,3 +180,24 @@ def test_line_api_shapes_and_errors(line_recognizer):
     assert line_recognizer.recognize_lines([]) == ([], [])
     with pytest.raises(ValueError):
         line_recognizer.recognize_lines([np.zeros((20, 50))])
+
+
+def test_savedmodel_export_serves_the_same_scores(tmp_path, recognizer):
+    import tensorflow as tf
+
+    from training.export import export_saved_models
+
+    exported = export_saved_models(recognition.MODELS_DIR, tmp_path)
+    assert {path.parent.name for path in exported} >= {"digits"}
+    served = tf.saved_model.load(str(tmp_path / "digits" / "1"))
+    crops = np.stack([normalize_digit(_printed(str(d), "DejaVuSans.ttf")) for d in range(3)])
+    scores = served.serve(tf.constant(crops[..., None]))
+    assert np.allclose(scores.numpy(), recognizer.digit_probabilities(crops), atol=1e-5)
+    if recognizer.has_line_model:
+        lines = tf.saved_model.load(str(tmp_path / "lines" / "1"))
+        line = normalize_line(_printed("2718", "DejaVuSans.ttf"))
+        width = -(-line.shape[1] // 32) * 32
+        padded = np.zeros((1, LINE_HEIGHT, width, 1), np.float32)
+        padded[0, :, : line.shape[1], 0] = line
+        frames = lines.serve(tf.constant(padded)).numpy()[0]
+        assert greedy_decode(frames, -(-line.shape[1] // 4)).text == "2718"
