@@ -3,17 +3,18 @@
 Used by `ocrd process` and `ocrd read`; the daemon composes `extract_fields` and `fuse` with
 its own cross-file batcher, so both are free of global state.
 
-Fusion policy (which reading to trust, per field):
+Fusion policy (which reading to trust, per field). Both readers' string confidences are
+products of per-character probabilities, so they compare directly:
 
-- comb cells and single-digit images: the per-digit classifier, one digit per cell/image.
-  The sequence model's reading of the same field is a second opinion.
-- free-written strings (free / underline / box / printed): the sequence model, which copes
-  with touching and broken digits. The per-digit classifier on the separated blobs is the
-  second opinion.
+- comb cells and single-digit images: the per-digit classifier, one digit per cell/image
+  (the form did the segmentation). The sequence model's reading is a second opinion.
+- written strings (free / underline / box / printed): whichever reading has the higher
+  string confidence - the sequence model wins on touching or broken digits (vision then
+  finds fewer or more blobs than digits, and the classifier is unsure), the classifier on
+  cleanly separated digits. With no line model, the classifier alone.
 - both agree: confidence = 1 - (1 - a)(1 - b) (two independent readers rarely agree on a
-  wrong answer). They disagree: the primary text is kept and its confidence is multiplied by
-  DISAGREEMENT_PENALTY, except that a sequence reading which is unsure (< 0.5) yields to a
-  per-digit reading in which every digit is sure (>= 0.95) and the digit count matches.
+  wrong answer). They disagree: the chosen text's confidence is multiplied by
+  DISAGREEMENT_PENALTY.
 - not digits: when every per-digit crop is rejected (`is_digit` False) the field is dropped
   (returns None): printed words and marks that slipped past vision's filters. In a written
   string a single rejected blob is a separator or stray mark and is left out of the per-digit
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 DEFAULT_MAX_PIXELS = 200_000_000
 DIGIT_LAYOUTS = frozenset({"comb", "single"})
 DISAGREEMENT_PENALTY = 0.7
-SURE_DIGIT = 0.95
-UNSURE_LINE = 0.5
 
 
 def extract_fields(
@@ -110,18 +109,16 @@ def fuse(
         # In a written string a rejected blob is a separator or a stray mark, not a digit.
         pairs = [(d, box) for d, box in pairs if d.is_digit]
     digit_text = "".join(str(int(d.label)) for d, _ in pairs)
-    digit_conf = min((float(d.confidence) for d, _ in pairs), default=0.0)
+    digit_conf = float(np.prod([d.confidence for d, _ in pairs])) if pairs else 0.0
     line_text = line.text if line is not None else ""
     line_conf = float(line.confidence) if line is not None else 0.0
-    digit_primary = field.layout in DIGIT_LAYOUTS or not line_text
+    digit_primary = (
+        field.layout in DIGIT_LAYOUTS or not line_text or (bool(pairs) and digit_conf >= line_conf)
+    )
     if digit_primary:
         text, confidence, other_text, other_conf = digit_text, digit_conf, line_text, line_conf
     else:
         text, confidence, other_text, other_conf = line_text, line_conf, digit_text, digit_conf
-        sure_digits = bool(pairs) and digit_conf >= SURE_DIGIT and len(pairs) == len(digits)
-        if text != other_text and line_conf < UNSURE_LINE and sure_digits:
-            text, confidence, other_text, other_conf = digit_text, digit_conf, line_text, line_conf
-            digit_primary = True
     if not text:
         return None
     if other_text:

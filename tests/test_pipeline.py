@@ -108,8 +108,9 @@ def test_comb_trusts_the_digit_classifier_and_agreement_raises_confidence():
     alone = fuse(field, None, digits, "m@1")
     agreed = fuse(field, _line("427", 0.8), digits, "m@1")
     assert alone.text == agreed.text == "427"
-    assert alone.confidence == pytest.approx(0.9)  # the weakest digit
-    assert agreed.confidence == pytest.approx(1 - 0.1 * 0.2)
+    string = 0.9 * 0.95 * 0.97  # a string is right when every digit is
+    assert alone.confidence == pytest.approx(string)
+    assert agreed.confidence == pytest.approx(1 - (1 - string) * 0.2)
     assert [d.digit for d in agreed.digits] == ["4", "2", "7"]
     assert agreed.digits[1].box == field.digit_boxes[1]
     assert agreed.digits[1].runner_up == "3"
@@ -118,13 +119,13 @@ def test_comb_trusts_the_digit_classifier_and_agreement_raises_confidence():
 
 def test_comb_disagreement_lowers_confidence_but_keeps_the_cells():
     reading = fuse(_field("comb", 2), _line("71", 0.9), [_digit(1), _digit(1)], "m@1")
-    assert reading.text == "11"
-    assert reading.confidence == pytest.approx(0.99 * DISAGREEMENT_PENALTY)
+    assert reading.text == "11"  # even though the sequence model is surer
+    assert reading.confidence == pytest.approx(0.99 * 0.99 * DISAGREEMENT_PENALTY)
 
 
-def test_free_string_trusts_the_sequence_model():
-    field = _field("free", 3)  # digits split wrongly: two blobs for three digits
-    reading = fuse(field, _line("123", 0.92), [_digit(1), _digit(7)], "m@1")
+def test_touching_digits_in_a_string_go_to_the_surer_sequence_model():
+    field = _field("free", 3)  # two of three digits touch: two blobs, the classifier unsure
+    reading = fuse(field, _line("123", 0.92), [_digit(1), _digit(7, 0.6)], "m@1")
     assert reading.text == "123"
     assert reading.confidence == pytest.approx(0.92 * DISAGREEMENT_PENALTY)
     assert len(reading.digits) == 3
@@ -137,7 +138,8 @@ def test_unsure_sequence_yields_to_sure_digits():
     field = _field("underline", 2)
     reading = fuse(field, _line("8", 0.3), [_digit(3, 0.99), _digit(8, 0.98)], "m@1")
     assert reading.text == "38"
-    assert reading.confidence == pytest.approx(0.98 * DISAGREEMENT_PENALTY)
+    assert reading.confidence == pytest.approx(0.99 * 0.98 * DISAGREEMENT_PENALTY)
+    assert [d.runner_up for d in reading.digits] == ["4", "9"]  # per-digit details kept
 
 
 def test_field_with_every_digit_rejected_is_not_digits():
@@ -183,4 +185,4 @@ def test_a_rejected_blob_in_a_written_string_is_left_out():
     assert reading.text == "125"
     assert [d.box for d in reading.digits] == [field.digit_boxes[i] for i in (0, 1, 3)]
     comb = fuse(_field("comb", 4), None, digits, "m@1")
-    assert comb.text == "1215" and comb.confidence == pytest.approx(0.3)
+    assert comb.text == "1215" and comb.confidence == pytest.approx(0.99**3 * 0.3)

@@ -84,7 +84,7 @@ def _fields_on(page: Page, clean: CleanPage) -> list[Field]:
         groups = _structured_groups(structure.frames, blobs, clean.px_per_inch)
     fields = []
     for group in groups:
-        made = _make_field(group, page, clean, structure.ink, labels)
+        made = _make_field(group, page, clean, structure, labels)
         if made is not None:
             fields.append(made)
     fields.sort(key=lambda f: (f.box.y // 20, f.box.x))
@@ -318,8 +318,9 @@ def _extent(unit: list[Blob]) -> tuple[int, int, int, int]:
 
 
 def _make_field(
-    group: Group, page: Page, clean: CleanPage, ink: np.ndarray, labels: np.ndarray
+    group: Group, page: Page, clean: CleanPage, structure: Structure, labels: np.ndarray
 ) -> Field | None:
+    ink = structure.ink
     blobs = [b for unit in group.units for b in unit]
     box = _extent(blobs)
     line_crop = normalize_line(_masked_crop(ink, labels, blobs, box))
@@ -327,11 +328,13 @@ def _make_field(
     typical = _typical_digit_width(group)
     for unit in group.units:
         unit_box = _extent(unit)
-        crop = _masked_crop(ink, labels, unit, unit_box)
-        if group.layout == "comb" and len(unit) > 1:
-            # Pieces of one digit on both sides of an erased divider: close the gap.
-            gap = max(3, int(0.04 * clean.px_per_inch))
-            crop = cv2.morphologyEx(crop, cv2.MORPH_CLOSE, np.ones((1, gap), np.uint8))
+        if group.layout == "comb" and structure.dividers is not None:
+            reach = max(3, int(0.03 * clean.px_per_inch))  # room for the divider beside it
+            wide = (unit_box[0] - reach, unit_box[1], unit_box[2] + 2 * reach, unit_box[3])
+            crop = _masked_crop(ink, labels, unit, wide)
+            crop = _restore_divider_contact(crop, wide, clean, structure.dividers)
+        else:
+            crop = _masked_crop(ink, labels, unit, unit_box)
         pieces = 1 if group.layout == "comb" else _pieces(unit_box[2], typical, group.kind)
         for piece, piece_box in _split_touching(crop, unit_box, max(1, min(pieces, 4))):
             digit_crops.append(normalize_digit(piece))
@@ -345,6 +348,28 @@ def _make_field(
         digit_crops=digit_crops,
         digit_boxes=digit_boxes,
     )
+
+
+def _restore_divider_contact(
+    crop: np.ndarray, box: tuple[int, int, int, int], clean: CleanPage, dividers: np.ndarray
+) -> np.ndarray:
+    """Give a comb digit back the divider pixels it was drawn over.
+
+    A 0 drawn against a divider loses the side that lay on the rule when the rule is
+    erased. Divider pixels level with the digit's own ink, right beside it, are put back
+    from the unerased page, so the digit is whole again; the rest of the rule stays out."""
+    x, y, w, h = box
+    y0, x0 = max(0, y - 1), max(0, x - 1)
+    y1, x1 = min(dividers.shape[0], y + h + 1), min(dividers.shape[1], x + w + 1)
+    band = dividers[y0:y1, x0:x1] > 0  # same window as _masked_crop's
+    if not band.any():
+        return crop
+    reach = max(3, int(0.03 * clean.px_per_inch))
+    near = cv2.dilate((crop > 0).astype(np.uint8), np.ones((1, 2 * reach + 1), np.uint8)) > 0
+    restore = band & near
+    patched = crop.copy()
+    patched[restore] = clean.ink[y0:y1, x0:x1][restore]
+    return patched
 
 
 def _typical_digit_width(group: Group) -> float:

@@ -34,6 +34,7 @@ class Structure:
     frames: list[Frame]
     ink: np.ndarray  # ink-bright image with ruled lines erased (crossing strokes kept)
     binary: np.ndarray  # its 0/255 mask
+    dividers: np.ndarray | None = None  # 0/255 columns of erased frame sides / comb dividers
 
 
 def find_structure(ink: np.ndarray, binary: np.ndarray, px_per_inch: float) -> Structure:
@@ -59,7 +60,7 @@ def find_structure(ink: np.ndarray, binary: np.ndarray, px_per_inch: float) -> S
     clean_binary, erased = _erase_lines(binary, horizontal, vertical, px_per_inch)
     clean_ink = ink.copy()
     clean_ink[erased] = 0
-    return Structure(frames=frames, ink=clean_ink, binary=clean_binary)
+    return Structure(frames=frames, ink=clean_ink, binary=clean_binary, dividers=vertical)
 
 
 def _divider_columns(binary: np.ndarray, frames: list[Frame], px_per_inch: float) -> np.ndarray:
