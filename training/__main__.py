@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             log=_log,
             checkpoint=Path(checkpoint) if checkpoint else None,
+            init=args.init,
         )
         _log(json.dumps(entry["metrics"], indent=1))
     elif args.command == "evaluate":
