@@ -11,7 +11,9 @@ products of per-character probabilities, so they compare directly:
 - written strings (free / underline / box / printed): whichever reading has the higher
   string confidence - the sequence model wins on touching or broken digits (vision then
   finds fewer or more blobs than digits, and the classifier is unsure), the classifier on
-  cleanly separated digits. With no line model, the classifier alone.
+  cleanly separated digits, and always when every blob is confidently a digit but the
+  sequence model counted a different number of digits (CTC merges repeats: "1111" -> "111").
+  With no line model, the classifier alone.
 - both agree: confidence = 1 - (1 - a)(1 - b) (two independent readers rarely agree on a
   wrong answer). They disagree: the chosen text's confidence is multiplied by
   DISAGREEMENT_PENALTY.
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_PIXELS = 200_000_000
 DIGIT_LAYOUTS = frozenset({"comb", "single"})
 DISAGREEMENT_PENALTY = 0.7
+SURE_DIGIT = 0.8
 
 
 def extract_fields(
@@ -113,7 +116,10 @@ def fuse(
     line_text = line.text if line is not None else ""
     line_conf = float(line.confidence) if line is not None else 0.0
     digit_primary = (
-        field.layout in DIGIT_LAYOUTS or not line_text or (bool(pairs) and digit_conf >= line_conf)
+        field.layout in DIGIT_LAYOUTS
+        or not line_text
+        or (bool(pairs) and digit_conf >= line_conf)
+        or _counted_digits_disagree(pairs, len(digits), line_text)
     )
     if digit_primary:
         text, confidence, other_text, other_conf = digit_text, digit_conf, line_text, line_conf
@@ -135,6 +141,17 @@ def fuse(
         kind=field.kind,
         model=model_name,
         digits=details,
+    )
+
+
+def _counted_digits_disagree(pairs: list, blobs: int, line_text: str) -> bool:
+    """Vision separated every digit cleanly (each blob confidently a digit) but the sequence
+    model read a different number of them: CTC tends to merge repeats ("1111" -> "111")."""
+    return (
+        bool(pairs)
+        and len(pairs) == blobs
+        and len(pairs) != len(line_text)
+        and min(float(d.confidence) for d, _ in pairs) >= SURE_DIGIT
     )
 
 

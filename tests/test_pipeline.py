@@ -186,3 +186,12 @@ def test_a_rejected_blob_in_a_written_string_is_left_out():
     assert [d.box for d in reading.digits] == [field.digit_boxes[i] for i in (0, 1, 3)]
     comb = fuse(_field("comb", 4), None, digits, "m@1")
     assert comb.text == "1215" and comb.confidence == pytest.approx(0.99**3 * 0.3)
+
+
+def test_clean_blobs_outvote_a_sequence_that_lost_a_repeated_digit():
+    field = _field("box", 4)
+    digits = [_digit(6, 0.85), _digit(1, 0.9), _digit(1, 0.9), _digit(1, 0.9)]
+    reading = fuse(field, _line("611", 0.97), digits, "m@1")
+    assert reading.text == "6111"
+    unsure = [_digit(6, 0.85), _digit(1, 0.5), _digit(1, 0.9), _digit(1, 0.9)]
+    assert fuse(field, _line("611", 0.97), unsure, "m@1").text == "611"
