@@ -20,21 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ocrd.types import Box, Page
+from ocrd.types import Page
 from ocrd.vision import find_fields
-from training.forms import DEGRADATIONS, DigitBank, FormPage, render_page
+from training.forms import DEGRADATIONS, DigitBank, FormPage, iou, render_page
 
 MATCH_IOU = 0.5
-
-
-def iou(a: Box | list[int], b: Box | list[int]) -> float:
-    ax, ay, aw, ah = a.as_list() if isinstance(a, Box) else a
-    bx, by, bw, bh = b.as_list() if isinstance(b, Box) else b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union else 0.0
 
 
 class Tally:

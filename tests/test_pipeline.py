@@ -11,18 +11,9 @@ import pytest
 from ocrd.pipeline import DISAGREEMENT_PENALTY, extract_fields, fuse, read_document
 from ocrd.recognition import DigitPrediction, LinePrediction
 from ocrd.types import BadInputError, Box, Field
-from training.forms import generate
+from training.forms import generate, iou
 
 MATCH_IOU = 0.5
-
-
-def iou(a: list[int], b: list[int]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / float(aw * ah + bw * bh - inter)
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,9 @@ from ocrd.types import Page
 from ocrd.vision import find_fields
 from ocrd.vision.cleanup import clean_page, estimate_skew
 from ocrd.vision.structure import find_structure
-from training.forms import DigitBank, FormPage, render_page
+from training.forms import DigitBank, FormPage, iou, render_page
 
 MATCH_IOU = 0.5
-
-
-def iou(a: list[int], b: list[int]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / float(aw * ah + bw * bh - inter)
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ocrd.types import Box
+
 A4_INCHES = (8.27, 11.69)  # width, height
 PDF_RENDER_DPI = 300  # ocrd rasterises PDF pages at this dpi; PDF truth boxes are in its pixels
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -554,6 +556,17 @@ def main(argv: list[str] | None = None) -> None:
         layouts=tuple(args.layout or LAYOUTS),
     )
     print(f"wrote {len(files)} file(s) to {args.out}")
+
+
+def iou(a: Box | list[int], b: Box | list[int]) -> float:
+    """Intersection over union of two boxes: how ground truth is matched to found fields."""
+    ax, ay, aw, ah = a.as_list() if isinstance(a, Box) else a
+    bx, by, bw, bh = b.as_list() if isinstance(b, Box) else b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union else 0.0
 
 
 if __name__ == "__main__":

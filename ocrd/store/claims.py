@@ -107,18 +107,7 @@ def heartbeat(store: Store, worker_id: str, document_ids: Iterable[int]) -> int:
     ids = list(document_ids)
     if not ids:
         return 0
-    with store.session() as session:
-        result = session.execute(
-            update(Document)
-            .where(
-                Document.id.in_(ids),
-                Document.claimed_by == worker_id,
-                Document.status == DocumentStatus.PROCESSING.value,
-            )
-            .values(heartbeat_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount or 0
+    return _update_own_claims(store, worker_id, ids, heartbeat_at=utcnow())
 
 
 def _pid_alive(pid: int) -> bool:
@@ -161,6 +150,19 @@ def release_claims(store: Store, worker_id: str, document_ids: Iterable[int]) ->
     ids = list(document_ids)
     if not ids:
         return 0
+    return _update_own_claims(
+        store,
+        worker_id,
+        ids,
+        status=DocumentStatus.PENDING.value,
+        claimed_by=None,
+        heartbeat_at=None,
+        attempts=Document.attempts - 1,
+    )
+
+
+def _update_own_claims(store: Store, worker_id: str, ids: list[int], **values: object) -> int:
+    """Update the documents of `ids` that this worker still holds; returns how many."""
     with store.session() as session:
         result = session.execute(
             update(Document)
@@ -169,12 +171,7 @@ def release_claims(store: Store, worker_id: str, document_ids: Iterable[int]) ->
                 Document.claimed_by == worker_id,
                 Document.status == DocumentStatus.PROCESSING.value,
             )
-            .values(
-                status=DocumentStatus.PENDING.value,
-                claimed_by=None,
-                heartbeat_at=None,
-                attempts=Document.attempts - 1,
-            )
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
         return result.rowcount or 0
