@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="sequence: continue from this lines.keras at a lower learning rate",
     )
+    parser.add_argument(
+        "--model-version",
+        default="1.0",
+        help="version recorded in the manifest (a continued --init stage bumps it, e.g. 1.1)",
+    )
     args = parser.parse_args(argv)
     _quiet_tensorflow()
 
@@ -71,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             log=_log,
             checkpoint=Path(checkpoint) if checkpoint else None,
+            version=args.model_version,
         )
         _log(json.dumps(entry["metrics"], indent=1))
     elif args.command == "sequence":
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             log=_log,
             checkpoint=Path(checkpoint) if checkpoint else None,
             init=args.init,
+            version=args.model_version,
         )
         _log(json.dumps(entry["metrics"], indent=1))
     elif args.command == "evaluate":

@@ -186,6 +186,7 @@ def train_digits(
     seed: int,
     log=print,
     checkpoint: Path | None = None,
+    version: str = "1.0",
 ) -> dict:
     """Train, calibrate and save `digits.keras` into `out_dir`; returns the manifest entry."""
     import keras
@@ -247,7 +248,7 @@ def train_digits(
         path,
         {
             "name": "digits",
-            "version": "1.0",
+            "version": version,
             "input": {"shape": [None, DIGIT_SIZE, DIGIT_SIZE, 1], "dtype": "float32",
                       "range": [0, 1], "preprocess": "ocrd.normalize.normalize_digit"},
             "output": "softmax over 11 classes: digits 0-9, then 10 = not a digit",

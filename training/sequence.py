@@ -387,7 +387,7 @@ def validation_set(data: SequenceData, seed: int, size: int = 600) -> list[tuple
 
 def train_sequence(
     data_dir: Path | None, out_dir: Path, epochs: int, seed: int, log=print,
-    checkpoint: Path | None = None, init: Path | None = None,
+    checkpoint: Path | None = None, init: Path | None = None, version: str = "1.0",
 ) -> dict:  # fmt: skip
     """Train the CRNN and save `lines.keras` into `out_dir`; returns the manifest entry.
 
@@ -455,7 +455,7 @@ def train_sequence(
         path,
         {
             "name": "lines",
-            "version": "1.0",
+            "version": version,
             "input": {"shape": [None, LINE_HEIGHT, None, 1], "dtype": "float32", "range": [0, 1],
                       "preprocess": "ocrd.normalize.normalize_line; width padded to a multiple "
                                     f"of {WIDTH_STEP} (<= {MAX_LINE_WIDTH}) with zeros"},
