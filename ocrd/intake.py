@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fnmatch
-import hashlib
 import logging
 import os
 import queue
@@ -41,7 +40,7 @@ BUILTIN_IGNORES: tuple[str, ...] = (
     "@eaDir",
 )
 ERROR_SUFFIX = ".error.txt"
-_HASH_CHUNK = 1 << 20
+_COPY_CHUNK = 1 << 20
 
 
 def is_ignored(path: Path, inbox: Path, patterns: Iterable[str] = ()) -> bool:
@@ -78,14 +77,6 @@ def scan_inbox(
                     yield path
             except OSError:
                 continue  # vanished or unreadable entry: the next rescan decides
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _opens(path: Path) -> bool:
@@ -383,7 +374,7 @@ def _place(origin: Path, target: Path) -> None:
 def _stage_copy(source: Path, folder: Path) -> Path:
     staged = folder / f".ocrd-{os.getpid()}-{threading.get_ident()}-{source.name}.part"
     with open(source, "rb") as src, open(staged, "wb") as dst:
-        shutil.copyfileobj(src, dst, _HASH_CHUNK)
+        shutil.copyfileobj(src, dst, _COPY_CHUNK)
         dst.flush()
         os.fsync(dst.fileno())
     shutil.copystat(source, staged)

@@ -101,7 +101,8 @@ def import_tensorflow():
     return tf
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks (manifest checks at load and at training)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -124,7 +125,7 @@ def verified_model_path(models_dir: Path, entry: dict[str, Any]) -> Path:
     path = models_dir / entry["file"]
     if not path.is_file():
         raise ModelIntegrityError(f"model file missing: {path} (listed in {MANIFEST_FILE})")
-    actual = _sha256(path)
+    actual = file_sha256(path)
     if actual != entry["sha256"]:
         raise ModelIntegrityError(
             f"model file {path} does not match {MANIFEST_FILE}: sha256 {actual}, "

@@ -3,7 +3,6 @@ collision-free moves, reason files and retry."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -22,7 +21,6 @@ from ocrd.intake import (
     move_to_processed,
     retry_failed,
     scan_inbox,
-    sha256_file,
 )
 
 
@@ -64,12 +62,6 @@ def test_scan_inbox_flat_and_recursive(tmp_path: Path) -> None:
     deep = {p.relative_to(tmp_path).as_posix() for p in scan_inbox(tmp_path, recursive=True)}
     assert flat == {"a.png"}
     assert deep == {"a.png", "sub/c.png"}
-
-
-def test_sha256_matches_hashlib(tmp_path: Path) -> None:
-    data = os.urandom(3 << 20)  # spans several read chunks
-    path = write(tmp_path / "big.bin", data)
-    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
 
 
 def test_settler_waits_for_unchanged_size_and_mtime(tmp_path: Path) -> None:

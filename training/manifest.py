@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from ocrd.recognition import file_sha256
+
 MANIFEST_NAME = "manifest.json"
 
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+# One hash for training and the load-time check, so they cannot disagree.
+sha256_of = file_sha256
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
