@@ -55,18 +55,25 @@ def _stretch(image: np.ndarray) -> np.ndarray:
     return image / peak if peak > 0 else image
 
 
+def _trimmed_ink(crop: np.ndarray) -> np.ndarray | None:
+    """The crop cut to its ink and stretched to [0, 1]; None when it holds no ink."""
+    crop = _as_gray_uint8(crop)
+    extent = _ink_extent(crop)
+    if extent is None:
+        return None
+    top, bottom, left, right = extent
+    return _stretch(crop[top:bottom, left:right])
+
+
 def normalize_digit(crop: np.ndarray) -> np.ndarray:
     """Ink-bright uint8 crop of one digit -> float32 (28, 28) in [0, 1], MNIST convention.
 
     The ink's bounding box is scaled (aspect kept) to fit a 20x20 box, then placed so its
     centre of mass sits at the centre of the 28x28 frame. A blank crop gives all zeros.
     """
-    crop = _as_gray_uint8(crop)
-    extent = _ink_extent(crop)
-    if extent is None:
+    ink = _trimmed_ink(crop)
+    if ink is None:
         return np.zeros((DIGIT_SIZE, DIGIT_SIZE), np.float32)
-    top, bottom, left, right = extent
-    ink = _stretch(crop[top:bottom, left:right])
     height, width = ink.shape
     scale = DIGIT_BOX / max(height, width)
     new_h = max(1, round(height * scale))
@@ -100,12 +107,9 @@ def normalize_line(crop: np.ndarray) -> np.ndarray:
     rows tall with a LINE_MARGIN on every side; lines wider than MAX_LINE_WIDTH are
     squeezed horizontally to fit. A blank crop gives a blank (32, MIN_LINE_WIDTH) line.
     """
-    crop = _as_gray_uint8(crop)
-    extent = _ink_extent(crop)
-    if extent is None:
+    ink = _trimmed_ink(crop)
+    if ink is None:
         return np.zeros((LINE_HEIGHT, MIN_LINE_WIDTH), np.float32)
-    top, bottom, left, right = extent
-    ink = _stretch(crop[top:bottom, left:right])
     height, width = ink.shape
     scale = LINE_INK_HEIGHT / height
     inner_w = max(1, round(width * scale))

@@ -64,36 +64,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _quiet_tensorflow()
 
-    if args.command == "digit":
-        from training.digits import train_digits
-
-        out = args.out or DEFAULT_MODELS_DIR
+    if args.command in ("digit", "sequence"):
         checkpoint = os.environ.get("OCRD_TRAIN_CHECKPOINT")
-        entry = train_digits(
-            args.data,
-            out,
-            args.epochs or 8,
-            args.seed,
-            log=_log,
-            checkpoint=Path(checkpoint) if checkpoint else None,
-            version=args.model_version,
-        )
-        _log(json.dumps(entry["metrics"], indent=1))
-    elif args.command == "sequence":
-        from training.sequence import train_sequence
-
+        common = {
+            "log": _log,
+            "checkpoint": Path(checkpoint) if checkpoint else None,
+            "version": args.model_version,
+        }
         out = args.out or DEFAULT_MODELS_DIR
-        checkpoint = os.environ.get("OCRD_TRAIN_CHECKPOINT")
-        entry = train_sequence(
-            args.data,
-            out,
-            args.epochs or 16,
-            args.seed,
-            log=_log,
-            checkpoint=Path(checkpoint) if checkpoint else None,
-            init=args.init,
-            version=args.model_version,
-        )
+        if args.command == "digit":
+            from training.digits import train_digits
+
+            entry = train_digits(args.data, out, args.epochs or 8, args.seed, **common)
+        else:
+            from training.sequence import train_sequence
+
+            entry = train_sequence(
+                args.data, out, args.epochs or 16, args.seed, init=args.init, **common
+            )
         _log(json.dumps(entry["metrics"], indent=1))
     elif args.command == "evaluate":
         from training.evaluate import evaluate_shipped

@@ -105,14 +105,6 @@ def compose_string(
     return canvas
 
 
-def _crop(image: np.ndarray) -> np.ndarray:
-    rows = np.flatnonzero(image.max(axis=1) > 40)
-    cols = np.flatnonzero(image.max(axis=0) > 40)
-    if rows.size == 0:
-        return image
-    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-
-
 def _string_degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Whole-string distortions: slant, thickness, blur, noise."""
     shear = rng.uniform(-0.35, 0.35)
@@ -139,7 +131,7 @@ class SequenceData:
 
 
 def _ink_crops(images: np.ndarray) -> list[np.ndarray]:
-    return [_crop(image) for image in images]
+    return [synth.crop_to_ink(image, threshold=40) for image in images]
 
 
 def _group(crops: list[np.ndarray], labels: np.ndarray) -> list[np.ndarray]:

@@ -42,9 +42,10 @@ def font_files() -> tuple[Path, ...]:
     return tuple(sorted(p for p in found if "Math" not in p.name))
 
 
-def _crop_to_ink(image: np.ndarray) -> np.ndarray:
-    rows = np.flatnonzero(image.max(axis=1) > 0)
-    cols = np.flatnonzero(image.max(axis=0) > 0)
+def crop_to_ink(image: np.ndarray, threshold: int = 0) -> np.ndarray:
+    """Trim rows and columns whose brightest pixel is not above `threshold`."""
+    rows = np.flatnonzero(image.max(axis=1) > threshold)
+    cols = np.flatnonzero(image.max(axis=0) > threshold)
     if rows.size == 0:
         return image
     return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
@@ -64,7 +65,7 @@ def render_text(text: str, font: Path | int, size: int = RENDER_SIZE) -> np.ndar
         (width, height), baseline = cv2.getTextSize(text, font, scale, thickness)
         image = np.zeros((height + baseline + 8, width + 8), np.uint8)
         cv2.putText(image, text, (4, height + 4), font, scale, 255, thickness, cv2.LINE_AA)
-    return _crop_to_ink(image)
+    return crop_to_ink(image)
 
 
 def all_fonts() -> list[Path | int]:
