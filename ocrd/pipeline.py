@@ -14,6 +14,10 @@ products of per-character probabilities, so they compare directly:
   cleanly separated digits, and always when every blob is confidently a digit but the
   sequence model counted a different number of digits (CTC merges repeats: "1111" -> "111").
   With no line model, the classifier alone.
+- both counted the same digits but read some differently: they are aligned one-to-one and
+  each position takes the surer reader's digit (the other's is kept as runner-up). On
+  generated forms (MNIST-train hold-out digits, never t10k) this fixed 10 comb cells for
+  every 4 it broke.
 - both agree: confidence = 1 - (1 - a)(1 - b) (two independent readers rarely agree on a
   wrong answer). They disagree: the chosen text's confidence is multiplied by
   DISAGREEMENT_PENALTY.
@@ -115,6 +119,8 @@ def fuse(
     digit_conf = float(np.prod([d.confidence for d, _ in pairs])) if pairs else 0.0
     line_text = line.text if line is not None else ""
     line_conf = float(line.confidence) if line is not None else 0.0
+    if line is not None and pairs and len(pairs) == len(line_text) and digit_text != line_text:
+        return _aligned_reading(field, pairs, line, model_name)
     digit_primary = (
         field.layout in DIGIT_LAYOUTS
         or not line_text
@@ -137,6 +143,39 @@ def fuse(
         page=field.page,
         box=field.box,
         text=text,
+        confidence=float(np.clip(confidence, 0.0, 1.0)),
+        kind=field.kind,
+        model=model_name,
+        digits=details,
+    )
+
+
+def _aligned_reading(
+    field: Field,
+    pairs: list[tuple[DigitPrediction, Box]],
+    line: LinePrediction,
+    model_name: str,
+) -> FieldReading:
+    """Both readers counted the same digits: each position takes the surer reader's digit.
+
+    The classifier misreads a cell whose neighbour spills into it, the sequence model a
+    digit it saw slanted or broken; rarely both at the same place. The other reader's digit
+    is kept as the runner-up, and any disagreement costs DISAGREEMENT_PENALTY."""
+    details = []
+    for (digit, box), char, line_conf in zip(pairs, line.text, line.confidences, strict=True):
+        classifier = (str(int(digit.label)), float(digit.confidence))
+        sequence = (char, float(line_conf))
+        if classifier[0] == char:
+            chosen = classifier
+            other = (str(int(digit.runner_up)), float(digit.runner_up_confidence))
+        else:
+            chosen, other = sorted((classifier, sequence), key=lambda r: r[1], reverse=True)
+        details.append(DigitReading(chosen[0], chosen[1], box, other[0], other[1]))
+    confidence = float(np.prod([d.confidence for d in details])) * DISAGREEMENT_PENALTY
+    return FieldReading(
+        page=field.page,
+        box=field.box,
+        text="".join(d.digit for d in details),
         confidence=float(np.clip(confidence, 0.0, 1.0)),
         kind=field.kind,
         model=model_name,

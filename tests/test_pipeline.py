@@ -114,6 +114,19 @@ def test_comb_disagreement_lowers_confidence_but_keeps_the_cells():
     assert reading.confidence == pytest.approx(0.99 * 0.99 * DISAGREEMENT_PENALTY)
 
 
+def test_equal_counts_take_the_surer_reader_at_each_position():
+    field = _field("comb", 4)  # cell 3 holds a neighbour's spill: the classifier is unsure
+    digits = [_digit(5, 0.99), _digit(8, 0.97), _digit(4, 0.41), _digit(1, 0.98)]
+    reading = fuse(field, LinePrediction("5871", [0.9, 0.6, 0.88, 0.95], [8, 28, 48, 68], 0.45),
+                   digits, "m@1")  # fmt: skip
+    assert reading.text == "5871"  # 8 from the classifier, 7 from the sequence model
+    assert reading.confidence == pytest.approx(0.99 * 0.97 * 0.88 * 0.98 * DISAGREEMENT_PENALTY)
+    third = reading.digits[2]
+    assert (third.digit, third.runner_up) == ("7", "4")
+    assert third.runner_up_confidence == pytest.approx(0.41)
+    assert [d.box for d in reading.digits] == field.digit_boxes
+
+
 def test_touching_digits_in_a_string_go_to_the_surer_sequence_model():
     field = _field("free", 3)  # two of three digits touch: two blobs, the classifier unsure
     reading = fuse(field, _line("123", 0.92), [_digit(1), _digit(7, 0.6)], "m@1")

@@ -4,6 +4,7 @@ Examples:
     python -m training digit --epochs 8 --seed 1
     python -m training sequence --epochs 16 --seed 1
     python -m training sequence --epochs 8 --seed 2 --init ocrd/models/lines.keras  # stage 2
+    python -m training digit --epochs 3 --seed 2 --init ocrd/models/digits.keras     # stage 2
     python -m training evaluate              # figures for the models in --out
     python -m training export --out /tmp/savedmodels
 """
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         "--init",
         type=Path,
         default=None,
-        help="sequence: continue from this lines.keras at a lower learning rate",
+        help="continue from this digits.keras / lines.keras at a lower learning rate",
     )
     parser.add_argument(
         "--model-version",
@@ -75,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "digit":
             from training.digits import train_digits
 
-            entry = train_digits(args.data, out, args.epochs or 8, args.seed, **common)
+            entry = train_digits(
+                args.data, out, args.epochs or 8, args.seed, init=args.init, **common
+            )
         else:
             from training.sequence import train_sequence
 

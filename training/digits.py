@@ -187,11 +187,15 @@ def train_digits(
     log=print,
     checkpoint: Path | None = None,
     version: str = "1.0",
+    init: Path | None = None,
 ) -> dict:
-    """Train, calibrate and save `digits.keras` into `out_dir`; returns the manifest entry."""
+    """Train, calibrate and save `digits.keras` into `out_dir`; returns the manifest entry.
+
+    `init` continues from an earlier `digits.keras` (its temperature layer is dropped, the
+    logits weights kept) at a lower learning rate: a second, shorter stage."""
     import keras
 
-    from training.manifest import record_model
+    from training.manifest import init_note, record_model
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
@@ -201,8 +205,12 @@ def train_digits(
     model = build_model(seed)
     epoch_size = len(data.train_labels) + PRINTED_PER_EPOCH + NON_DIGIT_PER_EPOCH
     steps = epochs * int(np.ceil(epoch_size / BATCH_SIZE))
+    initial, peak = 1e-3, 3e-3
+    if init is not None:
+        model.set_weights(keras.models.load_model(init, compile=False).get_weights())
+        initial, peak = 2e-4, 6e-4
     schedule = keras.optimizers.schedules.CosineDecay(
-        1e-3, steps, warmup_target=3e-3, warmup_steps=min(300, steps // 10)
+        initial, steps, warmup_target=peak, warmup_steps=min(300, steps // 10)
     )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
@@ -260,6 +268,7 @@ def train_digits(
             ),
             "seed": seed,
             "epochs": epochs,
+            "init_from": init_note(init),
             "temperature": round(temperature, 4),
             "reject_threshold": round(threshold, 4),
             "metrics": metrics,

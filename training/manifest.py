@@ -34,3 +34,10 @@ def record_model(folder: Path, key: str, model_file: Path, entry: dict[str, Any]
     manifest.setdefault("models", {})[key] = entry
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return entry
+
+
+def init_note(init: Path | None) -> str | None:
+    """What a continued training stage started from: file name and sha256."""
+    if init is None:
+        return None
+    return f"{Path(init).name} sha256 {sha256_of(Path(init))}"

@@ -387,7 +387,7 @@ def train_sequence(
     stage when one CPU session is too short for the whole schedule)."""
     import keras
 
-    from training.manifest import record_model
+    from training.manifest import init_note, record_model
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
@@ -427,11 +427,6 @@ def train_sequence(
                 with_softmax(model).save(checkpoint)
     model.set_weights(best_weights)
     train_seconds = time.monotonic() - started
-    init_note = None
-    if init is not None:
-        from training.manifest import sha256_of
-
-        init_note = f"{Path(init).name} sha256 {sha256_of(Path(init))}"
     shipped = with_softmax(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "lines.keras"
@@ -462,7 +457,7 @@ def train_sequence(
             "seed": seed,
             "epochs": epochs,
             "epoch_size": EPOCH_SIZE,
-            "init_from": init_note,
+            "init_from": init_note(init),
             "metrics": metrics,
         },
     )  # fmt: skip
