@@ -59,6 +59,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_slow)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
+    """A test that needs the data sets skips, saying where they go, when the data sets
+    folder is absent; with the folder present a missing or broken file still fails."""
+    report = yield
+    from training.readers import MissingDataError, default_data_dir
+
+    data_dir = default_data_dir()
+    missing = call.excinfo is not None and call.excinfo.errisinstance(MissingDataError)
+    if missing and not data_dir.is_dir():
+        report.outcome = "skipped"
+        report.longrepr = (
+            str(item.path),
+            item.location[1] or 0,
+            f"Skipped: data sets not found at {data_dir} (put them at ../shared/data "
+            f"or set OCRD_DATA_DIR): {call.excinfo.value}",
+        )
+    return report
+
+
 @pytest.fixture(autouse=True)
 def _isolated_ocrd_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from ocrd import config

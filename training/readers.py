@@ -38,6 +38,10 @@ class DataFormatError(ValueError):
     """A data file is missing, truncated or not in the expected format."""
 
 
+class MissingDataError(DataFormatError):
+    """A data file is not there at all (the data sets folder is missing or incomplete)."""
+
+
 def default_data_dir() -> Path:
     """`$OCRD_DATA_DIR`, else `../shared/data` next to the repository."""
     env = os.environ.get("OCRD_DATA_DIR")
@@ -48,7 +52,7 @@ def _read_bytes(path: Path) -> bytes:
     """File contents, transparently gunzipped when the file starts with the gzip magic."""
     path = Path(path)
     if not path.is_file():
-        raise DataFormatError(f"{path}: no such file")
+        raise MissingDataError(f"{path}: no such file")
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
@@ -162,7 +166,7 @@ def read_svhn_digit_struct(path: Path | str) -> list[SvhnEntry]:
 
     path = Path(path)
     if not path.is_file():
-        raise DataFormatError(f"{path}: no such file")
+        raise MissingDataError(f"{path}: no such file")
     try:
         h5file = h5py.File(path, "r")
     except OSError as exc:
@@ -261,7 +265,7 @@ def read_mat5(path: Path | str) -> dict[str, np.ndarray]:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataFormatError(f"{path}: no such file")
+        raise MissingDataError(f"{path}: no such file")
     raw = path.read_bytes()
     if len(raw) < 128:
         raise DataFormatError(f"{path}: too short for a MAT file header")
