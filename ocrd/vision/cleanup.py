@@ -90,10 +90,10 @@ def ink_image(gray: np.ndarray) -> np.ndarray:
     copy, smoothed and scaled back; ink = paper - pixel. Dark-background images (white
     digit on black, MNIST style) are inverted first.
     """
-    if float(np.median(gray)) < 100:
+    if float(np.median(gray[::4, ::4])) < 100:  # a sample decides as well, 8x cheaper
         gray = 255 - gray
     h, w = gray.shape
-    coarse = cv2.resize(gray, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    coarse = _shrink(gray, 4) if min(h, w) >= 4 else gray
     window = max(3, (min(coarse.shape) // 40) | 1)
     window = min(window, 9)
     paper = cv2.dilate(coarse, cv2.getStructuringElement(cv2.MORPH_RECT, (window, window)))
@@ -136,9 +136,9 @@ def estimate_skew(binary: np.ndarray) -> float:
     ys, xs = np.nonzero(binary[::2, ::2])
     if len(ys) < 50:
         return 0.0
-    if len(ys) > 40_000:
-        pick = np.random.default_rng(0).choice(len(ys), 40_000, replace=False)
-        ys, xs = ys[pick], xs[pick]
+    if len(ys) > 20_000:  # an even stride samples every row of text alike
+        step = -(-len(ys) // 20_000)
+        ys, xs = ys[::step], xs[::step]
     ys = ys.astype(np.float32)
     xs = xs.astype(np.float32) - binary.shape[1] / 4
 
