@@ -118,17 +118,18 @@ def _open(binary: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _thin_only(horizontal: np.ndarray, binary: np.ndarray, px_per_inch: float) -> np.ndarray:
-    """Keep ruled lines: thin runs with paper on both sides. Wide runs inside a solid shape
-    (a logo, a blot) have ink along most of their length on at least one side."""
+    """Keep ruled lines: thin runs with paper on at least one side. A run inside a solid
+    shape (a logo, a blot) has ink along most of its length on both sides, or along nearly
+    all of it on one; big digits hugging a comb's top rule cover about half of it."""
     count, labels, stats = components(horizontal)
     keep = []
     for i in range(1, count):
         x, y, w, h = (int(v) for v in stats[i, :4])
         if h > max(3, 0.06 * px_per_inch) and w < 12 * h:  # thick and not a long skewed rule
             continue
-        above = binary[max(0, y - 2), x : x + w] > 0
-        below = binary[min(binary.shape[0] - 1, y + h + 1), x : x + w] > 0
-        if above.mean() > 0.5 or below.mean() > 0.5:
+        above = float((binary[max(0, y - 2), x : x + w] > 0).mean())
+        below = float((binary[min(binary.shape[0] - 1, y + h + 1), x : x + w] > 0).mean())
+        if min(above, below) > 0.5 or max(above, below) > 0.85:
             continue
         keep.append(i)
     return _keep(labels, stats, keep)
