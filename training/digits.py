@@ -220,6 +220,10 @@ def train_digits(
     val_x = np.concatenate([v[0] for v in val.values()])
     val_y = np.concatenate([v[1] for v in val.values()])
     best_accuracy, best_weights, best_epoch = -1.0, None, 0
+    if init is not None:  # a continued stage never ships weights worse than it started from
+        _, best_accuracy = model.evaluate(val_x, val_y, batch_size=1024, verbose=0)
+        best_weights = model.get_weights()
+        log(f"digits epoch 0 (init): val acc {best_accuracy:.4f}")
     for epoch in range(epochs):
         x, y = build_epoch(data, rng, PRINTED_PER_EPOCH, NON_DIGIT_PER_EPOCH)
         history = model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0, shuffle=False)

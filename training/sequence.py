@@ -408,6 +408,9 @@ def train_sequence(
     optimizer = keras.optimizers.Adam(schedule)
     step = make_train_step(model, optimizer)
     best_accuracy, best_weights, best_epoch = -1.0, None, 0
+    if init is not None:  # a continued stage never ships weights worse than it started from
+        best_accuracy, best_weights = string_accuracy(model, val), model.get_weights()
+        log(f"sequence epoch 0 (init): val string acc {best_accuracy:.4f}")
     for epoch in range(epochs):
         losses = []
         for images, labels, label_lengths, frames in batches(
