@@ -64,3 +64,19 @@ def test_sequence_training_writes_a_loadable_model(tmp_path):
     assert recognizer.has_line_model
     texts, confidences = recognizer.recognize_lines([np.zeros((32, 64), np.float32)])
     assert len(texts) == 1 and len(confidences) == 1
+
+
+def test_a_continued_stage_starts_from_its_init_and_records_it(tmp_path):
+    from ocrd.recognition import MODELS_DIR
+    from training.manifest import sha256_of
+
+    shipped = MODELS_DIR / "digits.keras"
+    logged: list[str] = []
+    entry = digits.train_digits(
+        None, tmp_path, epochs=1, seed=4, log=logged.append, init=shipped, version="9.9"
+    )
+    assert entry["init_from"] == f"digits.keras sha256 {sha256_of(shipped)}"
+    assert entry["version"] == "9.9"
+    assert logged[0].startswith("digits epoch 0 (init)")
+    # It starts from trained weights, not from scratch: one short epoch is already accurate.
+    assert entry["metrics"]["t10k_accuracy"] > 0.98
