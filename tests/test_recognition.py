@@ -201,3 +201,19 @@ def test_savedmodel_export_serves_the_same_scores(tmp_path, recognizer):
         padded[0, :, : line.shape[1], 0] = line
         frames = lines.serve(tf.constant(padded)).numpy()[0]
         assert greedy_decode(frames, -(-line.shape[1] // 4)).text == "2718"
+
+
+def test_a_grown_line_model_starts_out_reading_exactly_as_the_plain_one(line_recognizer):
+    from training.sequence import build_model, grow_from, is_residual
+
+    plain = line_recognizer.line_model
+    grown = build_model(seed=0, residual=True)
+    assert is_residual(grown) and not is_residual(plain)
+    assert grown.count_params() > plain.count_params()
+    grow_from(grown, plain)
+    lines = np.random.default_rng(3).random((2, LINE_HEIGHT, 96, 1)).astype(np.float32)
+    logits = np.asarray(grown(lines, training=False))
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(probabilities, np.asarray(plain(lines, training=False)), atol=1e-5)
+    with pytest.raises(ValueError, match="plain line-model layout"):
+        grow_from(build_model(seed=0, residual=True), grown)

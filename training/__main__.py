@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         help="continue from this digits.keras / lines.keras at a lower learning rate",
     )
     parser.add_argument(
+        "--grow",
+        action="store_true",
+        help="sequence with --init: continue in the residual (larger) model, which starts "
+        "out reading exactly as the --init model does",
+    )
+    parser.add_argument(
         "--model-version",
         default="1.0",
         help="version recorded in the manifest (a continued --init stage bumps it, e.g. 1.1)",
@@ -83,7 +89,13 @@ def main(argv: list[str] | None = None) -> int:
             from training.sequence import train_sequence
 
             entry = train_sequence(
-                args.data, out, args.epochs or 16, args.seed, init=args.init, **common
+                args.data,
+                out,
+                args.epochs or 16,
+                args.seed,
+                init=args.init,
+                grow=args.grow,
+                **common,
             )
         _log(json.dumps(entry["metrics"], indent=1))
     elif args.command == "evaluate":

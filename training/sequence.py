@@ -30,6 +30,7 @@ EPOCH_SIZE = 8000
 BATCH_SIZE = 48
 VALIDATION_SIZE = 5000  # MNIST train images kept out, the same ones as for the digit model
 SEPARATORS = ".-,="
+GROWN_PREFIX = "grown_"
 
 
 def sample_length(rng: np.random.Generator, max_length: int = 20) -> int:
@@ -250,8 +251,13 @@ def pack(samples: list[tuple[np.ndarray, str]]):
     return images, labels, label_lengths, frames
 
 
-def build_model(seed: int):
-    """Conv stack (height 32 -> 1 feature column per 4 pixels) -> BiGRU -> logits."""
+def build_model(seed: int, residual: bool = False):
+    """Conv stack (height 32 -> 1 feature column per 4 pixels) -> BiGRU -> logits.
+
+    `residual` adds a residual conv block after each of the last two conv blocks. Their
+    batch-norm scales start at zero, so each block starts as the identity: a trained
+    plain model's weights load into the residual one unchanged (`grow_from`), and the extra
+    capacity is trained from there."""
     import keras
     from keras import layers
 
@@ -260,14 +266,23 @@ def build_model(seed: int):
         x = layers.BatchNormalization()(x)
         return layers.ReLU()(x)
 
+    def residual_block(x, filters: int, name: str):
+        branch = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        branch = layers.BatchNormalization(gamma_initializer="zeros", name=f"{name}_bn")(branch)
+        return layers.ReLU(name=f"{name}_relu")(layers.Add(name=f"{name}_add")([x, branch]))
+
     inputs = keras.Input((LINE_HEIGHT, None, 1), name="line")
     x = block(inputs, 24)
     x = layers.MaxPooling2D(2)(x)  # 16 x W/2
     x = block(x, 48)
     x = layers.MaxPooling2D(2)(x)  # 8 x W/4
     x = block(x, 64)
+    if residual:
+        x = residual_block(x, 64, f"{GROWN_PREFIX}1")
     x = layers.MaxPooling2D((2, 1))(x)  # 4 x W/4
     x = block(x, 96)
+    if residual:
+        x = residual_block(x, 96, f"{GROWN_PREFIX}2")
     x = layers.MaxPooling2D((2, 1))(x)  # 2 x W/4
     # (B, 2, T, C) -> (B, T, 2*C): one feature vector per 4-pixel column.
     x = layers.Permute((2, 1, 3))(x)
@@ -278,6 +293,23 @@ def build_model(seed: int):
     x = layers.Dropout(0.15, seed=seed + 2)(x)
     logits = layers.Dense(NUM_CLASSES, name="logits")(x)
     return keras.Model(inputs, logits, name="lines")
+
+
+def is_residual(model) -> bool:
+    return any(layer.name.startswith(GROWN_PREFIX) for layer in model.layers)
+
+
+def grow_from(model, plain) -> None:
+    """Copy a plain model's weights into the residual model, layer by layer in order
+    (the added `grown_*` layers keep their identity start)."""
+    own = [layer for layer in model.layers if not layer.name.startswith(GROWN_PREFIX)]
+    theirs = list(plain.layers)
+    theirs = [layer for layer in theirs if layer.__class__.__name__ != "Softmax"]
+    own = [layer for layer in own if layer.__class__.__name__ != "Softmax"]
+    if [type(a) for a in own] != [type(b) for b in theirs]:
+        raise ValueError("the --init model does not have the plain line-model layout")
+    for mine, source in zip(own, theirs, strict=True):
+        mine.set_weights(source.get_weights())
 
 
 def with_softmax(logits_model):
@@ -380,11 +412,14 @@ def validation_set(data: SequenceData, seed: int, size: int = 600) -> list[tuple
 def train_sequence(
     data_dir: Path | None, out_dir: Path, epochs: int, seed: int, log=print,
     checkpoint: Path | None = None, init: Path | None = None, version: str = "1.0",
+    grow: bool = False,
 ) -> dict:  # fmt: skip
     """Train the CRNN and save `lines.keras` into `out_dir`; returns the manifest entry.
 
     `init` continues from the weights of an earlier `lines.keras` (a second, lower-rate
-    stage when one CPU session is too short for the whole schedule)."""
+    stage when one CPU session is too short for the whole schedule). With `grow`, the
+    plain `init` model's weights go into the residual model (`build_model(residual=True)`),
+    which starts out reading exactly as `init` does; `init` may also be residual already."""
     import keras
 
     from training.manifest import init_note, record_model
@@ -396,11 +431,16 @@ def train_sequence(
     log(f"sequence data ready: {len(data.orand_train)} ORAND train lines, "
         f"{len(data.orand_holdout)} held out ({time.monotonic() - started:.0f}s)")  # fmt: skip
     val = validation_set(data, seed)
-    model = build_model(seed)
+    start = keras.models.load_model(init, compile=False) if init is not None else None
+    residual = grow or (start is not None and is_residual(start))
+    model = build_model(seed, residual=residual)
     steps_per_epoch = int(np.ceil(EPOCH_SIZE / BATCH_SIZE))
     peak, warmup = 1.5e-3, 300
-    if init is not None:
-        model.set_weights(keras.models.load_model(init, compile=False).get_weights())
+    if start is not None:
+        if residual and not is_residual(start):
+            grow_from(model, start)
+        else:
+            model.set_weights(start.get_weights())
         peak, warmup = 4e-4, 100
     schedule = keras.optimizers.schedules.CosineDecay(
         peak / 5, epochs * steps_per_epoch, warmup_target=peak, warmup_steps=warmup
