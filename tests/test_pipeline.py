@@ -127,6 +127,19 @@ def test_equal_counts_take_the_surer_reader_at_each_position():
     assert [d.box for d in reading.digits] == field.digit_boxes
 
 
+def test_a_rejected_blob_the_sequence_model_counts_is_a_digit_after_all():
+    field = _field("free", 3)  # a faint 5 the classifier rejected; the sequence model reads it
+    digits = [_digit(6), _digit(5), _digit(3, 0.28, is_digit=False)]
+    reading = fuse(field, LinePrediction("655", [0.99, 0.98, 0.97], [8, 28, 48], 0.94),
+                   digits, "m@1")  # fmt: skip
+    assert reading.text == "655"
+    assert reading.digits[2].box == field.digit_boxes[2]
+    assert reading.confidence == pytest.approx(0.99 * 0.99 * 0.97 * DISAGREEMENT_PENALTY)
+    # A separator the sequence model does not count stays out ("12-5" -> "125").
+    dash = [_digit(1), _digit(2), _digit(1, 0.3, is_digit=False), _digit(5)]
+    assert fuse(_field("free", 4), _line("125", 0.9), dash, "m@1").text == "125"
+
+
 def test_touching_digits_in_a_string_go_to_the_surer_sequence_model():
     field = _field("free", 3)  # two of three digits touch: two blobs, the classifier unsure
     reading = fuse(field, _line("123", 0.92), [_digit(1), _digit(7, 0.6)], "m@1")
