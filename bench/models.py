@@ -85,6 +85,8 @@ def accuracy(recognizer, seed: int) -> None:
         print("  by length: " + ", ".join(
             f"{k}: {v:.1%}" for k, v in lines["t10k_string_accuracy_by_length"].items()
         ))  # fmt: skip
+        print(f"  the same kind of strings without slant/stroke-width/blur/noise: "
+              f"{lines['t10k_string_accuracy_undegraded']:.3%}")  # fmt: skip
         print(f"printed strings: {lines['printed_string_accuracy']:.3%}")
         print(f"ORAND-CAR-A hold-out ({lines['orand_holdout_size']} images): "
               f"{lines['orand_holdout_string_accuracy']:.3%}")  # fmt: skip
