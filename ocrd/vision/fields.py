@@ -356,20 +356,56 @@ def _restore_divider_contact(
     """Give a comb digit back the divider pixels it was drawn over.
 
     A 0 drawn against a divider loses the side that lay on the rule when the rule is
-    erased. Divider pixels level with the digit's own ink, right beside it, are put back
-    from the unerased page, so the digit is whole again; the rest of the rule stays out."""
+    erased. In every row where the unerased ink runs from the divider into the digit's cell
+    (the stroke touches or widens the rule there), the divider pixels and the ink just inside
+    the cell are put back; short gaps between such rows (a stroke exactly on the rule) are
+    bridged. The rest of the rule stays out, and a digit merely near it gains nothing."""
     x, y, w, h = box
     y0, x0 = max(0, y - 1), max(0, x - 1)
     y1, x1 = min(dividers.shape[0], y + h + 1), min(dividers.shape[1], x + w + 1)
     band = dividers[y0:y1, x0:x1] > 0  # same window as _masked_crop's
     if not band.any():
         return crop
+    original = clean.binary[y0:y1, x0:x1] > 0
+    own_columns = np.flatnonzero((crop > 0).any(axis=0))
+    centre = own_columns.mean() if len(own_columns) else crop.shape[1] / 2
     reach = max(3, int(0.03 * clean.px_per_inch))
-    near = cv2.dilate((crop > 0).astype(np.uint8), np.ones((1, 2 * reach + 1), np.uint8)) > 0
-    restore = band & near
+    restore = np.zeros_like(band)
+    for first, last in _column_runs(np.flatnonzero(band.any(axis=0))):
+        if last < centre:  # a divider left of the digit: the cell is to its right
+            inside = slice(last + 1, min(band.shape[1], last + 1 + reach))
+            contact = original[:, last + 1 : last + 3]
+        else:
+            inside = slice(max(0, first - reach), first)
+            contact = original[:, max(0, first - 2) : first]
+        if contact.shape[1] < 2:
+            continue
+        rows = _bridge(contact.all(axis=1), max(2, int(0.35 * h)))
+        restore[rows, first : last + 1] = band[rows, first : last + 1]
+        restore[rows, inside] |= original[rows, inside]
     patched = crop.copy()
     patched[restore] = clean.ink[y0:y1, x0:x1][restore]
     return patched
+
+
+def _column_runs(columns: np.ndarray) -> list[tuple[int, int]]:
+    """Contiguous runs of column indices as (first, last) pairs."""
+    if not len(columns):
+        return []
+    breaks = np.flatnonzero(np.diff(columns) > 1)
+    starts = np.concatenate([[columns[0]], columns[breaks + 1]])
+    stops = np.concatenate([columns[breaks], [columns[-1]]])
+    return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+
+
+def _bridge(rows: np.ndarray, max_gap: int) -> np.ndarray:
+    """Fill runs of False no longer than max_gap that lie between two True rows."""
+    hits = np.flatnonzero(rows)
+    filled = rows.copy()
+    for a, b in zip(hits[:-1], hits[1:], strict=True):
+        if 1 < b - a <= max_gap + 1:
+            filled[a:b] = True
+    return filled
 
 
 def _typical_digit_width(group: Group) -> float:
