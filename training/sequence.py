@@ -306,10 +306,13 @@ def is_residual(model) -> bool:
 def grow_from(model, plain) -> None:
     """Copy a plain model's weights into the residual model, layer by layer in order
     (the added `grown_*` layers keep their identity start)."""
-    own = [layer for layer in model.layers if not layer.name.startswith(GROWN_PREFIX)]
-    theirs = list(plain.layers)
-    theirs = [layer for layer in theirs if layer.__class__.__name__ != "Softmax"]
-    own = [layer for layer in own if layer.__class__.__name__ != "Softmax"]
+    import keras
+
+    def kept(layers) -> list:  # the shipped file adds a Softmax the logits model lacks
+        return [layer for layer in layers if not isinstance(layer, keras.layers.Softmax)]
+
+    own = kept(layer for layer in model.layers if not layer.name.startswith(GROWN_PREFIX))
+    theirs = kept(plain.layers)
     if [type(a) for a in own] != [type(b) for b in theirs]:
         raise ValueError("the --init model does not have the plain line-model layout")
     for mine, source in zip(own, theirs, strict=True):
@@ -436,12 +439,12 @@ def train_sequence(
         f"{len(data.orand_holdout)} held out ({time.monotonic() - started:.0f}s)")  # fmt: skip
     val = validation_set(data, seed)
     start = keras.models.load_model(init, compile=False) if init is not None else None
-    residual = grow or (start is not None and is_residual(start))
-    model = build_model(seed, residual=residual)
+    start_residual = start is not None and is_residual(start)
+    model = build_model(seed, residual=grow or start_residual)
     steps_per_epoch = int(np.ceil(EPOCH_SIZE / BATCH_SIZE))
     peak, warmup = 1.5e-3, 300
     if start is not None:
-        if residual and not is_residual(start):
+        if grow and not start_residual:
             grow_from(model, start)
         else:
             model.set_weights(start.get_weights())

@@ -18,7 +18,7 @@ import numpy as np
 from ocrd.normalize import normalize_digit, normalize_line
 from ocrd.types import Box, Field, Page
 from ocrd.vision.cleanup import CleanPage, clean_page, components
-from ocrd.vision.structure import Frame, Structure, find_structure
+from ocrd.vision.structure import Frame, Structure, column_runs, find_structure
 
 PRINTED_MAX_HEIGHT_IN = 0.16  # printed form text is 8-14 pt; handwriting is taller
 MIN_DIGIT_HEIGHT_IN = 0.06
@@ -332,7 +332,7 @@ def _make_field(
             reach = max(3, int(0.03 * clean.px_per_inch))  # room for the divider beside it
             wide = (unit_box[0] - reach, unit_box[1], unit_box[2] + 2 * reach, unit_box[3])
             crop = _masked_crop(ink, labels, unit, wide)
-            crop = _restore_divider_contact(crop, wide, clean, structure.dividers)
+            crop = _restore_divider_contact(crop, wide, clean, structure.dividers, reach)
         else:
             crop = _masked_crop(ink, labels, unit, unit_box)
         pieces = 1 if group.layout == "comb" else _pieces(unit_box[2], typical, group.kind)
@@ -351,7 +351,11 @@ def _make_field(
 
 
 def _restore_divider_contact(
-    crop: np.ndarray, box: tuple[int, int, int, int], clean: CleanPage, dividers: np.ndarray
+    crop: np.ndarray,
+    box: tuple[int, int, int, int],
+    clean: CleanPage,
+    dividers: np.ndarray,
+    reach: int,
 ) -> np.ndarray:
     """Give a comb digit back the divider pixels it was drawn over.
 
@@ -359,7 +363,8 @@ def _restore_divider_contact(
     erased. In every row where the unerased ink runs from the divider into the digit's cell
     (the stroke touches or widens the rule there), the divider pixels and the ink just inside
     the cell are put back; short gaps between such rows (a stroke exactly on the rule) are
-    bridged. The rest of the rule stays out, and a digit merely near it gains nothing."""
+    bridged. The rest of the rule stays out, and a digit merely near it gains nothing.
+    `reach` is how far into the cell (pixels) the ink is put back."""
     x, y, w, h = box
     y0, x0 = max(0, y - 1), max(0, x - 1)
     y1, x1 = min(dividers.shape[0], y + h + 1), min(dividers.shape[1], x + w + 1)
@@ -369,9 +374,8 @@ def _restore_divider_contact(
     original = clean.binary[y0:y1, x0:x1] > 0
     own_columns = np.flatnonzero((crop > 0).any(axis=0))
     centre = own_columns.mean() if len(own_columns) else crop.shape[1] / 2
-    reach = max(3, int(0.03 * clean.px_per_inch))
     restore = np.zeros_like(band)
-    for first, last in _column_runs(np.flatnonzero(band.any(axis=0))):
+    for first, last in column_runs(band.any(axis=0)):
         if last < centre:  # a divider left of the digit: the cell is to its right
             inside = slice(last + 1, min(band.shape[1], last + 1 + reach))
             contact = original[:, last + 1 : last + 3]
@@ -386,16 +390,6 @@ def _restore_divider_contact(
     patched = crop.copy()
     patched[restore] = clean.ink[y0:y1, x0:x1][restore]
     return patched
-
-
-def _column_runs(columns: np.ndarray) -> list[tuple[int, int]]:
-    """Contiguous runs of column indices as (first, last) pairs."""
-    if not len(columns):
-        return []
-    breaks = np.flatnonzero(np.diff(columns) > 1)
-    starts = np.concatenate([[columns[0]], columns[breaks + 1]])
-    stops = np.concatenate([columns[breaks], [columns[-1]]])
-    return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
 
 
 def _bridge(rows: np.ndarray, max_gap: int) -> np.ndarray:

@@ -227,8 +227,13 @@ def _regular_grid(
 def _vertical_positions(region: np.ndarray) -> list[int]:
     """x centres of the vertical lines in a frame's region."""
     columns = (region > 0).sum(axis=0) > 0.5 * region.shape[0]
+    return [(first + last) // 2 for first, last in column_runs(columns)]
+
+
+def column_runs(columns: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each run of True in a boolean column mask."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], columns.astype(np.int8), [0]])))
-    return [int((a + b - 1) // 2) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def _underlines(region: np.ndarray, x0: int, y0: int, px_per_inch: float) -> list[Frame]:
