@@ -90,6 +90,18 @@ class DigitBank:
     def load(cls, split: str) -> DigitBank:
         return _bank(split)
 
+    @classmethod
+    def holdout(cls) -> DigitBank:
+        """The MNIST-train digits no model trains on (the seeded validation hold-out): for
+        choosing vision and fusion rules without touching t10k."""
+        from training.digits import VALIDATION_SIZE, VALIDATION_SPLIT_SEED
+        from training.readers import load_mnist
+
+        images, labels = load_mnist("train")
+        order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(images))
+        keep = order[:VALIDATION_SIZE]
+        return cls(images[keep], labels[keep])
+
     def sample(self, digit: int, rng: np.random.Generator) -> np.ndarray:
         image = self.images[rng.choice(self.by_label[digit])]
         rows = np.flatnonzero(image.max(axis=1) > 40)
