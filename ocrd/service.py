@@ -458,7 +458,16 @@ class Intake:
         if not path.exists():
             # Hashed while another daemon finished it: it has been moved out since.
             return _Decision(path, "gone")
-        mine = next((r for r in reversed(rows) if r.path == key), None)
+        # PostgreSQL (READ COMMITTED): a statement that waited for those locks still reads
+        # from the snapshot it started with, so a row another daemon inserted for this file
+        # while we waited is missing from `rows`. A new statement, taken under the locks,
+        # sees it.
+        mine = session.scalars(
+            select(Document)
+            .where(Document.path == key, Document.sha256 == digest.sha256)
+            .order_by(Document.id.desc())
+            .limit(1)
+        ).first()
         if mine is not None:
             return _Decision(path, self._known_file(mine), mine.id, mine.status, mine.error)
         canonical = next((r for r in rows if r.status != DocumentStatus.DUPLICATE.value), None)
