@@ -86,12 +86,12 @@ def normalize_digit(crop: np.ndarray) -> np.ndarray:
     y0 = (DIGIT_SIZE - new_h) // 2
     x0 = (DIGIT_SIZE - new_w) // 2
     canvas[y0 : y0 + new_h, x0 : x0 + new_w] = ink
-    total = float(canvas.sum())
+    moments = cv2.moments(canvas)
+    total = moments["m00"]
     if total > 0:
-        ys, xs = np.indices(canvas.shape)
         centre = (DIGIT_SIZE - 1) / 2
-        shift_y = centre - float((ys * canvas).sum()) / total
-        shift_x = centre - float((xs * canvas).sum()) / total
+        shift_y = centre - moments["m01"] / total
+        shift_x = centre - moments["m10"] / total
         # Never push ink out of the frame: keep the box inside [0, 28).
         shift_y = float(np.clip(shift_y, -y0, DIGIT_SIZE - y0 - new_h))
         shift_x = float(np.clip(shift_x, -x0, DIGIT_SIZE - x0 - new_w))

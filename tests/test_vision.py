@@ -9,8 +9,8 @@ import pytest
 
 from ocrd.normalize import LINE_HEIGHT, normalize_digit
 from ocrd.types import Page
-from ocrd.vision import find_fields
-from ocrd.vision.cleanup import clean_page, estimate_skew
+from ocrd.vision import fields, find_fields
+from ocrd.vision.cleanup import clean_page, components, estimate_skew
 from ocrd.vision.structure import find_structure
 from training.forms import DigitBank, FormPage, iou, render_page
 
@@ -217,3 +217,48 @@ def test_a_large_logo_is_neither_a_rule_nor_digits():
     clean = clean_page(image, 150)
     assert find_structure(clean.ink, clean.binary, clean.px_per_inch).frames == []
     assert find_fields(Page(1, image, 150)) == []
+
+
+def test_a_stroke_running_on_past_a_comb_does_not_stretch_its_grid():
+    image = np.full((300, 900), 255, np.uint8)
+    left, pitch, cells = 50, 45, 8
+    right = left + cells * pitch
+    cv2.rectangle(image, (left, 40), (right, 100), 0, 2)
+    for i in range(1, cells):
+        cv2.line(image, (left + pitch * i, 40), (left + pitch * i, 100), 0, 2)
+    # The last digit's bar lies on the top rule and runs on past the comb's right side.
+    cv2.line(image, (right - 20, 41), (right + 30, 41), 0, 3)
+    cv2.line(image, (right + 30, 41), (right + 30, 85), 0, 3)
+    clean = clean_page(image, 150)
+    [comb] = [f for f in find_structure(clean.ink, clean.binary, clean.px_per_inch).frames]
+    assert comb.layout == "comb" and len(comb.cells) == cells
+    edges = [a for a, _ in comb.cells] + [comb.cells[-1][1]]
+    assert all(abs(e - (left + pitch * i)) <= 3 for i, e in enumerate(edges)), edges
+
+
+def test_comb_cells_never_share_a_blob(bank):
+    page = render_page(bank, np.random.default_rng(3), dpi=400, degradation="clean")
+    clean = clean_page(page.image, page.dpi)
+    combs = [
+        f
+        for f in find_structure(clean.ink, clean.binary, clean.px_per_inch).frames
+        if f.layout == "comb"
+    ]
+    assert combs
+    for comb in combs:
+        # A blob centred exactly on the column two neighbouring cells share.
+        a, shared = comb.cells[0]
+        blob = fields.Blob(1, shared - 5, comb.y + 5, 10, comb.h - 10, 80)
+        units = fields._comb_units([blob], comb)
+        assert units == [[blob]]
+
+
+def test_connected_components_of_an_odd_sized_image_keep_its_shape():
+    binary = np.zeros((177, 125), np.uint8)
+    binary[10:20, 10:20] = 255
+    binary[176, 124] = 255  # ink on the last row and column
+    count, labels, stats = components(binary)
+    assert labels.shape == binary.shape
+    assert count == 3
+    assert labels[176, 124] != 0 and labels[15, 15] != labels[176, 124]
+    assert sorted(stats[1:, 4].tolist()) == [1, 100]

@@ -169,7 +169,14 @@ def _comb_units(blobs: list[Blob], frame: Frame) -> list[list[Blob]]:
     the divider; other small pieces at a divider are the neighbour's spill and are dropped."""
     cells = frame.cells
     reach = max(3, min(b - a for a, b in cells) // 10) if cells else 3
-    members = [_drop_specks([b for b in blobs if a <= b.cx < z]) for a, z in cells]
+    # Each blob joins one cell (neighbouring cells share their divider column); ink that
+    # spills past the comb's ends joins the end cell.
+    starts = np.array([a for a, _ in cells[1:]], np.float32)
+    cell_of = np.searchsorted(starts, [b.cx for b in blobs], side="right")
+    members = [
+        _drop_specks([b for b, c in zip(blobs, cell_of, strict=True) if c == i])
+        for i in range(len(cells))
+    ]
     mains = [max(m, key=lambda b: b.area) if m else None for m in members]
     units: list[list[Blob]] = [[main] if main else [] for main in mains]
     for index, (a, z) in enumerate(cells):

@@ -201,27 +201,71 @@ def _regular_grid(
 
     The cell count is the one whose even grid explains most of the vertical runs found
     (each grid line without a run costs half a point); cells are 0.4-2 times as wide as
-    the comb is tall. Without a good fit the frame is a box."""
+    the comb is tall. The grid's start and pitch are refitted to the runs it matched.
+    Without a good fit the frame is a box."""
     positions = sorted(set(found) | {0, width - 1})
     positions = [p for i, p in enumerate(positions) if i == 0 or p - positions[i - 1] > 2]
+    found_at = np.asarray(positions, np.float64)
+    # The grid spans the frame, or just the runs found: a digit stroke that lengthened a
+    # rule past the comb's end makes the frame too wide.
+    # On a tie the runs' span wins.
+    spans = [(min(found), max(found))] if len(found) >= 2 else []
+    spans.append((0, width - 1))
     best_score, best_grid = 2.0, [0, width - 1]  # a plain box: both sides explained
     for cells in range(2, max(2, int((width - 1) / (0.4 * height))) + 1):
-        step = (width - 1) / cells
-        if step > 2 * height:
-            continue
-        tolerance = max(2.0, 0.15 * step)
-        grid, matched = [], 0
-        for k in range(cells + 1):
-            ideal = k * step
-            near = [p for p in positions if abs(p - ideal) <= tolerance]
-            matched += bool(near)
-            grid.append(min(near, key=lambda p: abs(p - ideal)) if near else int(round(ideal)))
-        score = matched - 0.5 * (cells + 1 - matched)
-        if score > best_score:
-            best_score, best_grid = score, grid
+        for first, last in spans:
+            step = (last - first) / cells
+            if step > 2 * height or step < 0.4 * height:
+                continue
+            score, grid = _best_fit(found_at, cells, first, step, best_score)
+            if score > best_score:
+                best_score, best_grid = score, grid
     on_grid = set(best_grid)
     off_grid = [(p, p) for p in found if p not in on_grid and 2 < p < width - 3]
     return best_grid, off_grid
+
+
+def _best_fit(
+    found: np.ndarray, cells: int, start: float, step: float, to_beat: float
+) -> tuple[float, list[int]]:
+    """The even grid from `start`, then refitted (least squares) to the runs it matched."""
+    tolerance = max(2.0, 0.15 * step)
+    score, grid = _fit_grid(found, cells, start, step, tolerance)
+    if score + 1 < to_beat:
+        return score, grid  # refitting adds at most a line or two: not worth trying
+    for _ in range(2):
+        start, step = _refit(found, grid, cells)
+        refit_score, refit_grid = _fit_grid(found, cells, start, step, tolerance)
+        if refit_score < score or refit_grid[-1] <= refit_grid[0]:
+            break
+        score, grid = refit_score, refit_grid
+    return score, grid
+
+
+def _fit_grid(
+    found: np.ndarray, cells: int, start: float, step: float, tolerance: float
+) -> tuple[float, list[int]]:
+    """Score (runs matched, minus half per grid line without one) and the grid lines: the
+    matched run, else the even position."""
+    ideal = start + step * np.arange(cells + 1)
+    distance = np.abs(found[None, :] - ideal[:, None])
+    nearest = distance.argmin(axis=1)
+    matched = distance[np.arange(cells + 1), nearest] <= tolerance
+    grid = np.where(matched, found[nearest], np.round(ideal)).astype(int).tolist()
+    return float(matched.sum()) - 0.5 * float((~matched).sum()), grid
+
+
+def _refit(found: np.ndarray, grid: list[int], cells: int) -> tuple[float, float]:
+    """Least-squares start and pitch of the grid lines that sit on a found run."""
+    index = np.arange(cells + 1, dtype=np.float64)
+    at = np.asarray(grid, np.float64)
+    on_run = np.abs(found[None, :] - at[:, None]).min(axis=1) < 0.5
+    k, p = index[on_run], at[on_run]
+    if len(k) < 3:
+        return float(at[0]), float((at[-1] - at[0]) / cells)
+    k_mean, p_mean = k.mean(), p.mean()
+    step = float(((k - k_mean) * (p - p_mean)).sum() / ((k - k_mean) ** 2).sum())
+    return float(p_mean - step * k_mean), step
 
 
 def _vertical_positions(region: np.ndarray) -> list[int]:
