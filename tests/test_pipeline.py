@@ -212,3 +212,14 @@ def test_clean_blobs_outvote_a_sequence_that_lost_a_repeated_digit():
     assert reading.text == "6111"
     unsure = [_digit(6, 0.85), _digit(1, 0.5), _digit(1, 0.9), _digit(1, 0.9)]
     assert fuse(field, _line("611", 0.97), unsure, "m@1").text == "611"
+
+
+def test_form_crops_for_training_carry_the_digit_they_show(recognizer):
+    from training.forms import DigitBank, form_digit_crops
+
+    crops, labels = form_digit_crops(DigitBank.load("t10k"), np.random.default_rng(7), pages=2)
+    assert crops.shape == (len(labels), 28, 28) and len(labels) >= 40
+    assert set(labels.tolist()) <= set(range(10))
+    predicted, _ = recognizer.recognize_digits(crops)
+    # Labelled one-to-one with the truth: the shipped classifier agrees on nearly all.
+    assert float(np.mean(predicted == labels)) >= 0.9

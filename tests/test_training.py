@@ -80,3 +80,12 @@ def test_a_continued_stage_starts_from_its_init_and_records_it(tmp_path):
     assert logged[0].startswith("digits epoch 0 (init)")
     # It starts from trained weights, not from scratch: one short epoch is already accurate.
     assert entry["metrics"]["t10k_accuracy"] > 0.98
+
+
+def test_digit_training_can_add_crops_cut_from_generated_forms(tmp_path):
+    logged: list[str] = []
+    entry = digits.train_digits(None, tmp_path, epochs=1, seed=6, log=logged.append, form_pages=2)
+    [line] = [m for m in logged if m.startswith("form crops:")]
+    train_count, val_count = (int(part.split()[0]) for part in line[12:].split(","))
+    assert train_count >= 40 and val_count >= 40
+    assert "2 generated form pages" in entry["training_data"]

@@ -64,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         "out reading exactly as the --init model does",
     )
     parser.add_argument(
+        "--form-pages",
+        type=int,
+        default=0,
+        help="digit: also train on the crops the pipeline cuts from this many generated form "
+        "pages (written with training digits only)",
+    )
+    parser.add_argument(
         "--model-version",
         default="1.0",
         help="version recorded in the manifest (a continued --init stage bumps it, e.g. 1.1)",
@@ -83,7 +90,13 @@ def main(argv: list[str] | None = None) -> int:
             from training.digits import train_digits
 
             entry = train_digits(
-                args.data, out, args.epochs or 8, args.seed, init=args.init, **common
+                args.data,
+                out,
+                args.epochs or 8,
+                args.seed,
+                init=args.init,
+                form_pages=args.form_pages,
+                **common,
             )
         else:
             from training.sequence import train_sequence

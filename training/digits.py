@@ -72,10 +72,18 @@ def augmented_digit(image: np.ndarray, rng: np.random.Generator, p: float = 0.7)
 
 
 def build_epoch(
-    data: DigitData, rng: np.random.Generator, printed: int, non_digit: int
+    data: DigitData,
+    rng: np.random.Generator,
+    printed: int,
+    non_digit: int,
+    form_crops: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One epoch of freshly augmented, normalised samples, shuffled."""
+    """One epoch of freshly augmented, normalised samples (plus any crops cut from
+    generated form pages, already normalised), shuffled."""
     samples, labels = [], []
+    if form_crops is not None:
+        samples.extend(form_crops[0])
+        labels.extend(form_crops[1])
     for image, label in zip(data.train_images, data.train_labels, strict=True):
         samples.append(augmented_digit(image, rng))
         labels.append(label)
@@ -90,6 +98,22 @@ def build_epoch(
     y = np.asarray(labels, np.int64)
     order = rng.permutation(len(y))
     return x[order], y[order]
+
+
+def form_crop_sets(
+    data: DigitData, seed: int, pages: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Crops the pipeline cuts from generated forms: (train, validation). Training pages
+    are written with the training digits, validation pages (a sixth as many) with the
+    hold-out digits, so neither shares a digit with the other."""
+    from training.forms import DigitBank, form_digit_crops
+
+    train = form_digit_crops(
+        DigitBank(data.train_images, data.train_labels), np.random.default_rng(seed), pages
+    )
+    held_out = DigitBank(data.val_images, data.val_labels)
+    val = form_digit_crops(held_out, np.random.default_rng(seed + 1000), max(12, pages // 6))
+    return train, (val[0][..., None], val[1])
 
 
 def validation_sets(data: DigitData, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -188,11 +212,15 @@ def train_digits(
     checkpoint: Path | None = None,
     version: str = "1.0",
     init: Path | None = None,
+    form_pages: int = 0,
 ) -> dict:
     """Train, calibrate and save `digits.keras` into `out_dir`; returns the manifest entry.
 
     `init` continues from an earlier `digits.keras` (its temperature layer is dropped, the
-    logits weights kept) at a lower learning rate: a second, shorter stage."""
+    logits weights kept) at a lower learning rate: a second, shorter stage. `form_pages`
+    adds the digit crops the pipeline cuts from that many generated form pages to every
+    epoch (and crops from hold-out-digit pages to validation): scans, rules and neighbours
+    leave marks on crops that augmenting MNIST alone does not."""
     import keras
 
     from training.manifest import init_note, record_model
@@ -202,8 +230,13 @@ def train_digits(
     started = time.monotonic()
     data = load_digit_data(data_dir, seed)
     val = validation_sets(data, seed)
+    form_train = None
+    if form_pages:
+        form_train, val["form"] = form_crop_sets(data, seed, form_pages)
+        log(f"form crops: {len(form_train[1])} train, {len(val['form'][1])} validation")
     model = build_model(seed)
     epoch_size = len(data.train_labels) + PRINTED_PER_EPOCH + NON_DIGIT_PER_EPOCH
+    epoch_size += len(form_train[1]) if form_train is not None else 0
     steps = epochs * int(np.ceil(epoch_size / BATCH_SIZE))
     initial, peak = 1e-3, 3e-3
     if init is not None:
@@ -225,7 +258,7 @@ def train_digits(
         best_weights = model.get_weights()
         log(f"digits epoch 0 (init): val acc {best_accuracy:.4f}")
     for epoch in range(epochs):
-        x, y = build_epoch(data, rng, PRINTED_PER_EPOCH, NON_DIGIT_PER_EPOCH)
+        x, y = build_epoch(data, rng, PRINTED_PER_EPOCH, NON_DIGIT_PER_EPOCH, form_train)
         history = model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0, shuffle=False)
         _, accuracy = model.evaluate(val_x, val_y, batch_size=1024, verbose=0)
         log(
@@ -269,6 +302,8 @@ def train_digits(
                 "(affine, stroke width, breaks, blur, border bits, noise); printed digits from "
                 f"{len(synth.all_fonts())} fonts; non-digit blobs (letters, box lines, smudges, "
                 "noise, fragments)"
+                + (f"; digit crops cut by the pipeline from {form_pages} generated form pages"
+                   if form_pages else "")
             ),
             "seed": seed,
             "epochs": epochs,
