@@ -262,17 +262,3 @@ def test_connected_components_of_an_odd_sized_image_keep_its_shape():
     assert count == 3
     assert labels[176, 124] != 0 and labels[15, 15] != labels[176, 124]
     assert sorted(stats[1:, 4].tolist()) == [1, 100]
-
-
-def test_handwriting_of_uneven_height_is_not_taken_for_a_word(bank):
-    # Digit heights vary without the step between x-height and capitals that words have.
-    image = np.full((400, 1000), 255, np.uint8)
-    x, baseline = 100, 250
-    for index, height in enumerate([39, 47, 53, 42, 47, 49, 42]):
-        digit = bank.sample(index % 10, np.random.default_rng(index))
-        width = max(8, int(digit.shape[1] * height / digit.shape[0]))
-        ink = cv2.resize(digit, (width, height), interpolation=cv2.INTER_AREA)
-        image[baseline - height : baseline, x : x + width] = 255 - ink
-        x += width + 12
-    [field] = find_fields(Page(1, image, 200))
-    assert field.layout == "free" and len(field.digit_crops) == 7

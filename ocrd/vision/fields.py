@@ -291,7 +291,7 @@ def _free_group(blobs: list[Blob], ppi: float) -> Group | None:
     if tallest < MIN_DIGIT_HEIGHT_IN * ppi or tallest > 1.2 * ppi:
         return None
     short = heights < 0.8 * tallest
-    if short.sum() >= 2 and float(np.mean(short)) > 0.3 and _two_heights(heights):
+    if short.sum() >= 2 and float(np.mean(short)) > 0.3:
         return None  # lower-case letters beside capitals/ascenders: printed words
     if len(units) <= 2 and any(_is_solid(u, ppi) for u in units):
         return None  # filled shapes: logos, stamps
@@ -306,13 +306,6 @@ def _free_group(blobs: list[Blob], ppi: float) -> Group | None:
     if len(units) == 1 and tallest < 0.12 * ppi:
         return None  # a lone small mark (punctuation, a dot, a tick)
     return Group("free", units)
-
-
-def _two_heights(heights: np.ndarray) -> bool:
-    """Letters come in two heights (x-height and ascenders/capitals) with a clear step
-    between them; handwritten digits vary in height without one."""
-    steps = np.diff(np.sort(heights))
-    return bool(len(steps)) and float(steps.max()) >= 0.1 * float(heights.max())
 
 
 def _is_solid(unit: list[Blob], ppi: float) -> bool:

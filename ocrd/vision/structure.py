@@ -210,9 +210,13 @@ def _regular_grid(
     # rule past the comb's end makes the frame too wide.
     # On a tie the runs' span wins.
     spans = [(min(found), max(found))] if len(found) >= 2 else []
-    spans.append((0, width - 1))
+    if not spans or spans[0][0] > 2 or spans[0][1] < width - 3:
+        spans.append((0, width - 1))
     best_score, best_grid = 2.0, [0, width - 1]  # a plain box: both sides explained
     for cells in range(2, max(2, int((width - 1) / (0.4 * height))) + 1):
+        # Each run explains at most one grid line: skip counts that cannot win.
+        if min(cells + 1, len(positions)) - 0.5 * max(0, cells + 1 - len(positions)) <= best_score:
+            continue
         for first, last in spans:
             step = (last - first) / cells
             if step > 2 * height or step < 0.4 * height:
