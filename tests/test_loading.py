@@ -255,8 +255,15 @@ def test_password_protected_pdf(tmp_path):
 
 def test_corrupt_pdf(tmp_path):
     path = tmp_path / "broken.pdf"
-    path.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> garbage")
+    path.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> garbage\n%%EOF\n")
     assert _reason(path).startswith(("corrupt PDF file", "PDF has no pages"))
+
+
+def test_a_pdf_cut_short_says_it_is_truncated(tmp_path, pages):
+    path = tmp_path / "form.pdf"
+    Image.fromarray(pages[0]).save(path, format="PDF", resolution=150)
+    path.write_bytes(path.read_bytes()[:2000])
+    assert _reason(path) == "truncated PDF file (no end-of-file marker)"
 
 
 def test_bad_third_tiff_page_fails_after_good_pages(tmp_path, pages):

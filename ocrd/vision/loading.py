@@ -208,6 +208,8 @@ def _open_pdf(path: Path):
     except pdfium.PdfiumError as exc:
         if exc.err_code == pdfium.raw.FPDF_ERR_PASSWORD:
             raise BadInputError("PDF is encrypted") from exc
+        if _pdf_is_cut_short(path):
+            raise BadInputError("truncated PDF file (no end-of-file marker)") from exc
         if _pdf_has_no_page_objects(path):
             # PDFium refuses to load a document without pages (and says "Success").
             raise BadInputError("PDF has no pages") from exc
@@ -215,6 +217,14 @@ def _open_pdf(path: Path):
 
 
 _PAGE_OBJECT = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
+
+
+def _pdf_is_cut_short(path: Path) -> bool:
+    """A whole PDF ends with %%EOF (give or take trailing whitespace or junk); a copy or
+    download cut short does not."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 1024))
+        return b"%%EOF" not in fh.read()
 
 
 def _pdf_has_no_page_objects(path: Path) -> bool:
