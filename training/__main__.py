@@ -84,32 +84,19 @@ def main(argv: list[str] | None = None) -> int:
             "log": _log,
             "checkpoint": Path(checkpoint) if checkpoint else None,
             "version": args.model_version,
+            "init": args.init,
+            "data_dir": args.data,
+            "out_dir": args.out or DEFAULT_MODELS_DIR,
+            "seed": args.seed,
         }
-        out = args.out or DEFAULT_MODELS_DIR
         if args.command == "digit":
             from training.digits import train_digits
 
-            entry = train_digits(
-                args.data,
-                out,
-                args.epochs or 8,
-                args.seed,
-                init=args.init,
-                form_pages=args.form_pages,
-                **common,
-            )
+            entry = train_digits(epochs=args.epochs or 8, form_pages=args.form_pages, **common)
         else:
             from training.sequence import train_sequence
 
-            entry = train_sequence(
-                args.data,
-                out,
-                args.epochs or 16,
-                args.seed,
-                init=args.init,
-                grow=args.grow,
-                **common,
-            )
+            entry = train_sequence(epochs=args.epochs or 16, grow=args.grow, **common)
         _log(json.dumps(entry["metrics"], indent=1))
     elif args.command == "evaluate":
         from training.evaluate import evaluate_shipped
