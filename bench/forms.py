@@ -22,9 +22,14 @@ import numpy as np
 
 from ocrd.types import Page
 from ocrd.vision import find_fields
-from training.forms import DEGRADATIONS, DigitBank, FormPage, iou, render_page
-
-MATCH_IOU = 0.5
+from training.forms import (
+    DEGRADATIONS,
+    MATCH_IOU,
+    DigitBank,
+    FormPage,
+    best_match,
+    render_page,
+)
 
 
 class Tally:
@@ -57,9 +62,8 @@ def evaluate_page(page: FormPage, recognizer, tally: Tally) -> tuple[float, floa
         found = [(box, r) for box, r in found if r is not None]
     used: set[int] = set()
     for truth in page.fields:
-        scores = [iou(box, truth.box) for box, _ in found]
-        best = int(np.argmax(scores)) if scores else -1
-        located = best >= 0 and scores[best] >= MATCH_IOU
+        best = best_match([box for box, _ in found], truth.box)
+        located = best is not None
         exact = located and found[best][1] is not None and found[best][1].text == truth.text
         if located:
             used.add(best)

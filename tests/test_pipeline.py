@@ -11,9 +11,7 @@ import pytest
 from ocrd.pipeline import DISAGREEMENT_PENALTY, extract_fields, fuse, read_document
 from ocrd.recognition import DigitPrediction, LinePrediction
 from ocrd.types import BadInputError, Box, Field
-from training.forms import generate, iou
-
-MATCH_IOU = 0.5
+from training.forms import MATCH_IOU, generate, iou
 
 
 @pytest.fixture(scope="module")

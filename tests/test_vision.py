@@ -9,12 +9,11 @@ import pytest
 
 from ocrd.normalize import LINE_HEIGHT, normalize_digit
 from ocrd.types import Page
-from ocrd.vision import fields, find_fields
+from ocrd.vision import fields as vision_fields
+from ocrd.vision import find_fields
 from ocrd.vision.cleanup import clean_page, components, estimate_skew
 from ocrd.vision.structure import find_structure
-from training.forms import DigitBank, FormPage, iou, render_page
-
-MATCH_IOU = 0.5
+from training.forms import DigitBank, FormPage, best_match, iou, render_page
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +30,8 @@ def _matches(page: FormPage):
     fields = find_fields(Page(1, page.image, page.dpi))
     pairs, used = [], set()
     for truth in page.fields:
-        scores = [iou(f.box.as_list(), truth.box) for f in fields]
-        best = int(np.argmax(scores)) if scores else -1
-        if best >= 0 and scores[best] >= MATCH_IOU:
+        best = best_match([f.box for f in fields], truth.box)
+        if best is not None:
             pairs.append((truth, fields[best]))
             used.add(best)
         else:
@@ -230,7 +228,7 @@ def test_a_stroke_running_on_past_a_comb_does_not_stretch_its_grid():
     cv2.line(image, (right - 20, 41), (right + 30, 41), 0, 3)
     cv2.line(image, (right + 30, 41), (right + 30, 85), 0, 3)
     clean = clean_page(image, 150)
-    [comb] = [f for f in find_structure(clean.ink, clean.binary, clean.px_per_inch).frames]
+    [comb] = find_structure(clean.ink, clean.binary, clean.px_per_inch).frames
     assert comb.layout == "comb" and len(comb.cells) == cells
     edges = [a for a, _ in comb.cells] + [comb.cells[-1][1]]
     assert all(abs(e - (left + pitch * i)) <= 3 for i, e in enumerate(edges)), edges
@@ -247,9 +245,9 @@ def test_comb_cells_never_share_a_blob(bank):
     assert combs
     for comb in combs:
         # A blob centred exactly on the column two neighbouring cells share.
-        a, shared = comb.cells[0]
-        blob = fields.Blob(1, shared - 5, comb.y + 5, 10, comb.h - 10, 80)
-        units = fields._comb_units([blob], comb)
+        _, shared = comb.cells[0]
+        blob = vision_fields.Blob(1, shared - 5, comb.y + 5, 10, comb.h - 10, 80)
+        units = vision_fields._comb_units([blob], comb)
         assert units == [[blob]]
 
 

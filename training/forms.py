@@ -33,6 +33,7 @@ A4_INCHES = (8.27, 11.69)  # width, height
 PDF_RENDER_DPI = 300  # ocrd rasterises PDF pages at this dpi; PDF truth boxes are in its pixels
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 LAYOUTS = ("comb", "underline", "box", "free", "printed")
+MATCH_IOU = 0.5  # a found field overlapping its truth box this much counts as located
 DEGRADATIONS = (
     "clean",
     "rotate",
@@ -587,14 +588,22 @@ def form_digit_crops(
         page = render_page(bank, rng, dpi=dpi, degradation=DEGRADATIONS[index % len(DEGRADATIONS)])
         found = find_fields(Page(1, page.image, page.dpi))
         for truth in page.fields:
-            scores = [iou(f.box, truth.box) for f in found]
-            if not scores or max(scores) < 0.5:
+            best = best_match([f.box for f in found], truth.box)
+            if best is None:
                 continue
-            field = found[int(np.argmax(scores))]
+            field = found[best]
             if len(field.digit_crops) == len(truth.text):
                 crops.extend(field.digit_crops)
                 labels.extend(int(char) for char in truth.text)
     return np.stack(crops).astype(np.float32), np.asarray(labels, np.int64)
+
+
+def best_match(boxes: list[Box] | list[list[int]], truth: Box | list[int]) -> int | None:
+    """Index of the found box that overlaps a truth box most, when it overlaps enough
+    (IoU >= MATCH_IOU) to count as that field located; else None."""
+    scores = [iou(box, truth) for box in boxes]
+    best = int(np.argmax(scores)) if scores else -1
+    return best if best >= 0 and scores[best] >= MATCH_IOU else None
 
 
 def iou(a: Box | list[int], b: Box | list[int]) -> float:

@@ -206,16 +206,16 @@ def _regular_grid(
     positions = sorted(set(found) | {0, width - 1})
     positions = [p for i, p in enumerate(positions) if i == 0 or p - positions[i - 1] > 2]
     found_at = np.asarray(positions, np.float64)
-    # The grid spans the frame, or just the runs found: a digit stroke that lengthened a
-    # rule past the comb's end makes the frame too wide.
-    # On a tie the runs' span wins.
+    # The grid spans the frame, or just the runs found (a digit stroke that lengthened a
+    # rule past the comb's end makes the frame too wide); on a tie the runs' span wins.
     spans = [(min(found), max(found))] if len(found) >= 2 else []
     if not spans or spans[0][0] > 2 or spans[0][1] < width - 3:
         spans.append((0, width - 1))
     best_score, best_grid = 2.0, [0, width - 1]  # a plain box: both sides explained
     for cells in range(2, max(2, int((width - 1) / (0.4 * height))) + 1):
         # Each run explains at most one grid line: skip counts that cannot win.
-        if min(cells + 1, len(positions)) - 0.5 * max(0, cells + 1 - len(positions)) <= best_score:
+        lines = cells + 1
+        if min(lines, len(positions)) - 0.5 * max(0, lines - len(positions)) <= best_score:
             continue
         for first, last in spans:
             step = (last - first) / cells
@@ -234,39 +234,37 @@ def _best_fit(
 ) -> tuple[float, list[int]]:
     """The even grid from `start`, then refitted (least squares) to the runs it matched."""
     tolerance = max(2.0, 0.15 * step)
-    score, grid = _fit_grid(found, cells, start, step, tolerance)
+    score, grid, matched = _fit_grid(found, cells, start, step, tolerance)
     if score + 1 < to_beat:
         return score, grid  # refitting adds at most a line or two: not worth trying
     for _ in range(2):
-        start, step = _refit(found, grid, cells)
-        refit_score, refit_grid = _fit_grid(found, cells, start, step, tolerance)
+        start, step = _refit(grid, matched)
+        refit_score, refit_grid, refit_matched = _fit_grid(found, cells, start, step, tolerance)
         if refit_score < score or refit_grid[-1] <= refit_grid[0]:
             break
-        score, grid = refit_score, refit_grid
+        score, grid, matched = refit_score, refit_grid, refit_matched
     return score, grid
 
 
 def _fit_grid(
     found: np.ndarray, cells: int, start: float, step: float, tolerance: float
-) -> tuple[float, list[int]]:
-    """Score (runs matched, minus half per grid line without one) and the grid lines: the
-    matched run, else the even position."""
+) -> tuple[float, list[int], np.ndarray]:
+    """Score (runs matched, minus half per grid line without one), the grid lines (the
+    matched run, else the even position) and which lines matched a run."""
     ideal = start + step * np.arange(cells + 1)
     distance = np.abs(found[None, :] - ideal[:, None])
     nearest = distance.argmin(axis=1)
     matched = distance[np.arange(cells + 1), nearest] <= tolerance
     grid = np.where(matched, found[nearest], np.round(ideal)).astype(int).tolist()
-    return float(matched.sum()) - 0.5 * float((~matched).sum()), grid
+    return float(matched.sum()) - 0.5 * float((~matched).sum()), grid, matched
 
 
-def _refit(found: np.ndarray, grid: list[int], cells: int) -> tuple[float, float]:
-    """Least-squares start and pitch of the grid lines that sit on a found run."""
-    index = np.arange(cells + 1, dtype=np.float64)
+def _refit(grid: list[int], matched: np.ndarray) -> tuple[float, float]:
+    """Least-squares start and pitch of the grid lines that matched a run."""
     at = np.asarray(grid, np.float64)
-    on_run = np.abs(found[None, :] - at[:, None]).min(axis=1) < 0.5
-    k, p = index[on_run], at[on_run]
+    k, p = np.flatnonzero(matched).astype(np.float64), at[matched]
     if len(k) < 3:
-        return float(at[0]), float((at[-1] - at[0]) / cells)
+        return float(at[0]), float((at[-1] - at[0]) / (len(grid) - 1))
     k_mean, p_mean = k.mean(), p.mean()
     step = float(((k - k_mean) * (p - p_mean)).sum() / ((k - k_mean) ** 2).sum())
     return float(p_mean - step * k_mean), step
