@@ -92,12 +92,18 @@ class FieldReading:
     kind: Kind
     model: str  # "name@version" of the model(s) that produced the text
     digits: list[DigitReading] = field(default_factory=list)
+    needs_review: bool = False  # a person should check it (low confidence, a broken rule)
+    review_reason: str | None = None
+    template: str | None = None  # the template the page matched, if any
+    field_name: str | None = None  # the template's name for this field
 
 
 @dataclass
 class DocumentReading:
-    """Everything read from one file."""
+    """Everything read from one file. `notes` are one-line warnings that did not stop it
+    ("no fields found", a DPI tag the content disagrees with)."""
 
     media_type: str
     pages: int
     fields: list[FieldReading] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)

@@ -159,6 +159,10 @@ def result_row(document_id: int, reading: FieldReading, created_at: datetime) ->
         "kind": reading.kind,
         "model": reading.model,
         "digits": [digit.as_dict() for digit in reading.digits],
+        "needs_review": bool(reading.needs_review),
+        "review_reason": reading.review_reason,
+        "template": reading.template,
+        "field": reading.field_name,
         "created_at": created_at,
     }
 
@@ -173,6 +177,7 @@ def finish(session: Session, document_id: int, reading: DocumentReading) -> Docu
         session.execute(insert(Result), rows)
     document.media_type = reading.media_type
     document.pages = reading.pages
+    document.notes = list(reading.notes) or None
     document.status = DocumentStatus.DONE
     document.error = None
     document.finished_at = now

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -113,6 +115,8 @@ class Document(Base):
     # lets the daemon reclaim work from a crashed worker (see ocrd/store/claims.py).
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None]
+    # Warnings that did not stop the document ("no fields found", DPI tag vs content).
+    notes: Mapped[list[str] | None] = mapped_column(JSON)
 
     results: Mapped[list[Result]] = relationship(
         back_populates="document",
@@ -159,6 +163,11 @@ class Result(Base):
     model: Mapped[str] = mapped_column(String(100))  # "name@version" of the model(s)
     # Per digit: {"digit", "confidence", "box": [x, y, w, h], "runner_up", "runner_up_confidence"}
     digits: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # A field a person should check, and why (low confidence, a broken template rule).
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    template: Mapped[str | None] = mapped_column(String(100))  # template the page matched
+    field: Mapped[str | None] = mapped_column(String(100))  # named field of that template
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     document: Mapped[Document] = relationship(back_populates="results")
@@ -169,6 +178,7 @@ class Result(Base):
         CheckConstraint("page >= 1", name="page"),
         Index("ix_results_document_id_page", "document_id", "page"),
         Index("ix_results_created_at", "created_at"),  # status: results per minute
+        Index("ix_results_needs_review", "needs_review"),  # the review queue
     )
 
     def __repr__(self) -> str:
