@@ -59,12 +59,13 @@ class Settings:
     log_level: str = "INFO"
     metrics_port: int = 0  # 0 = no metrics endpoint
     worker_id: str = field(default_factory=_default_worker_id)
+    templates_dir: Path = Path("templates")  # form templates (*.toml); reloaded on SIGHUP
     # name -> "flag" | "env" | "file:<path>" | "default"
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Settings) if f.name != "sources")
-PATH_SETTINGS = ("inbox", "processed", "failed")
+PATH_SETTINGS = ("inbox", "processed", "failed", "templates_dir")
 
 
 def _parse_bool(value: object) -> bool:
@@ -152,6 +153,7 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "log_level": _parse_log_level,
     "metrics_port": _non_negative(_parse_int),
     "worker_id": lambda v: str(v).strip(),
+    "templates_dir": lambda v: Path(str(v)).expanduser(),
 }
 
 
@@ -254,6 +256,8 @@ def load_settings(
 def _fill_defaults(settings: Settings, sources: dict[str, str], cwd: Path) -> None:
     if sources["inbox"] == "default":
         settings.inbox = (cwd / settings.inbox).resolve()
+    if sources["templates_dir"] == "default":
+        settings.templates_dir = (cwd / settings.templates_dir).resolve()
     for sibling in ("processed", "failed"):
         if sources[sibling] == "default":  # siblings of the inbox, wherever it is
             setattr(settings, sibling, settings.inbox.parent / sibling)

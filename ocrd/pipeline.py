@@ -44,6 +44,7 @@ from ocrd.vision import find_fields, iter_pages, sniff_media_type
 
 if TYPE_CHECKING:
     from ocrd.recognition import DigitPrediction, LinePrediction, Recognizer
+    from ocrd.templates import TemplateSet
 
 DEFAULT_MAX_PIXELS = 200_000_000
 DIGIT_LAYOUTS = frozenset({"comb", "single"})
@@ -87,8 +88,10 @@ def read_document(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     pdf_dpi: int = 300,
+    templates: TemplateSet | None = None,
 ) -> DocumentReading:
-    """Everything read from one file (models loaded lazily). Raises BadInputError."""
+    """Everything read from one file (models loaded lazily), each page's fields named after
+    the template it matches, if any. Raises BadInputError."""
     path = Path(path)
     media_type = sniff_media_type(path)
     document = DocumentReading(media_type=media_type, pages=0)
@@ -98,9 +101,12 @@ def read_document(
             from ocrd.recognition import load_recognizer
 
             recognizer = load_recognizer()
-        if fields:
-            readings = read_fields(fields, recognizer)
-            document.fields.extend(r for r in readings if r is not None)
+        readings = [r for r in read_fields(fields, recognizer) if r is not None] if fields else []
+        if templates:
+            from ocrd.templates import apply_templates
+
+            readings = apply_templates(page, readings, templates)
+        document.fields.extend(readings)
     return document
 
 

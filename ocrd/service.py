@@ -83,6 +83,7 @@ RELOADABLE = (
     "on_done",
     "max_batch",
     "max_delay_ms",
+    "templates_dir",
 )
 _IN_FLIGHT = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
 
@@ -264,6 +265,7 @@ class BatchedReader:
         self.settings = settings
         # Shipped weights may hold only the digit model; fields are then read digit by digit.
         self.has_lines = bool(getattr(recognizer, "has_line_model", True))
+        self.templates: Any = None  # ocrd.templates.TemplateSet; pages are matched against it
         delay = settings.max_delay_ms / 1000
         self.digits: Batcher = Batcher(
             lambda crops: recognizer.read_digits(np.stack(crops)),
@@ -297,10 +299,13 @@ class BatchedReader:
         media_type = sniff_media_type(path)
         pending = []
         pages = 0
+        matches = {}  # page number -> (template match or None, page shape)
         for page, fields in extract_fields(
             path, max_pixels=self.settings.max_pixels, pdf_dpi=self.settings.pdf_dpi
         ):
             pages = max(pages, page.number)
+            if self.templates:
+                matches[page.number] = (self.templates.match(page), page.image.shape)
             for fld in fields:
                 wants_line = self.has_lines and fld.line_crop is not None
                 line = self.lines.submit(fld.line_crop) if wants_line else None
@@ -312,6 +317,10 @@ class BatchedReader:
             reading = fuse(fld, line, [f.result() for f in digit_futures], model_name)
             if reading is not None:
                 readings.append(reading)
+        if matches:
+            from ocrd.templates import name_pages
+
+            readings = name_pages(readings, matches)
         return DocumentReading(media_type=media_type, pages=pages, fields=readings)
 
     def close(self) -> None:
@@ -649,6 +658,7 @@ class Daemon:
         recognizer = load_recognizer()
         self.reader = BatchedReader(recognizer, settings)
         self.reader.warm_up()
+        self._load_templates(startup=True)
         # Group commit: outcomes that queue up while one transaction runs share the next.
         self.committer: Batcher[Outcome, None] = Batcher(
             self._commit_all, max_batch=COMMIT_BATCH, max_delay=0.002, name="committer"
@@ -771,8 +781,26 @@ class Daemon:
             with self._in_flight_lock:
                 self._in_flight[claim.id] = self.pool.submit(self._process_safely, claim)
 
+    def _load_templates(self, *, startup: bool = False) -> None:
+        """Form templates from templates_dir (at start and on SIGHUP). A broken file stops
+        the start; on reload it is logged and the templates in use are kept."""
+        from ocrd.templates import TemplateError, load_templates
+
+        try:
+            templates = load_templates(self.settings.templates_dir)
+        except TemplateError as exc:
+            if startup:
+                raise StartupError(str(exc)) from None
+            log.error("templates not reloaded, keeping the %d in use: %s",
+                      len(self.reader.templates or ()), exc)  # fmt: skip
+            return
+        self.reader.templates = templates
+        names = ", ".join(t.name for t in templates.templates) or "none"
+        log.info("templates from %s: %s", self.settings.templates_dir, names)
+
     def _reload(self) -> None:
         if self.reload_settings is None:
+            self._load_templates()
             return
         try:
             new = self.reload_settings()
@@ -797,6 +825,7 @@ class Daemon:
         inbox.settler.settle_seconds = self.settings.settle_seconds
         self.reader.set_limits(self.settings.max_batch, self.settings.max_delay_ms)
         log.info("reloaded settings (changed: %s)", ", ".join(changed) or "nothing")
+        self._load_templates()
 
     # - one document -
 

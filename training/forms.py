@@ -617,5 +617,245 @@ def iou(a: Box | list[int], b: Box | list[int]) -> float:
     return inter / union if union else 0.0
 
 
+# -- fixed form families (templates) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of a fixed form, in inches from the page's top left."""
+
+    name: str
+    label: str
+    layout: str  # comb / box / underline / free / printed
+    x: float
+    y: float  # top of the field's row
+    size: float  # comb: cells; box / underline: width in inches; free / printed: max digits
+    label_at: tuple[float, float] = (0.0, 0.0)  # left end of the label's baseline
+
+
+@dataclass(frozen=True)
+class FormLayout:
+    """A form that is printed the same way every time and filled in by different people."""
+
+    name: str
+    title: str
+    title_at: tuple[float, float]
+    fields: tuple[FieldSpec, ...]
+    logo_at: tuple[float, float] | None = None  # centre of the logo, inches
+
+
+COMB_CELL = (0.32, 0.40)  # inches
+BOX_HEIGHT = 0.46
+
+
+def _left_labels(x_label: float, x_field: float, top: float, pitch: float, rows) -> tuple:
+    return tuple(
+        FieldSpec(name, label, layout, x_field, top + i * pitch, size,
+                  (x_label, top + i * pitch + 0.3))
+        for i, (name, label, layout, size) in enumerate(rows)
+    )  # fmt: skip
+
+
+def _two_columns(top: float, pitch: float, rows) -> tuple:
+    specs = []
+    for i, (name, label, layout, size) in enumerate(rows):
+        x = 0.8 if i % 2 == 0 else 4.6
+        y = top + (i // 2) * pitch
+        specs.append(FieldSpec(name, label, layout, x, y + 0.22, size, (x, y)))
+    return tuple(specs)
+
+
+FORM_FAMILIES: dict[str, FormLayout] = {
+    "claim": FormLayout(
+        "claim",
+        "Claim form",
+        (0.8, 0.9),
+        _left_labels(
+            0.8,
+            3.0,
+            1.5,
+            0.95,
+            [
+                ("policy_number", "Policy number", "comb", 7),
+                ("amount", "Amount", "box", 3.0),
+                ("date_of_birth", "Date of birth", "comb", 8),
+                ("branch_code", "Branch code", "underline", 3.0),
+                ("telephone", "Telephone", "box", 3.2),
+                ("reference", "Reference", "printed", 8),
+                ("quantity", "Quantity", "free", 4),
+                ("postcode", "Postcode", "comb", 5),
+            ],
+        ),
+        logo_at=(6.97, 0.75),
+    ),
+    "order": FormLayout(
+        "order",
+        "Order sheet",
+        (3.0, 1.0),
+        _two_columns(
+            1.8,
+            1.25,
+            [
+                ("customer_no", "Customer no.", "comb", 6),
+                ("invoice", "Invoice", "box", 2.9),
+                ("quantity", "Quantity", "comb", 3),
+                ("amount", "Amount", "underline", 2.9),
+                ("account_number", "Account number", "comb", 8),
+                ("telephone", "Telephone", "box", 2.9),
+                ("order_ref", "Order ref.", "printed", 7),
+                ("branch_code", "Branch code", "free", 4),
+            ],
+        ),
+    ),
+    "registration": FormLayout(
+        "registration",
+        "Registration",
+        (0.8, 1.1),
+        _left_labels(
+            5.0,
+            0.8,
+            2.0,
+            0.9,
+            [
+                ("member_no", "Member no.", "comb", 9),
+                ("postcode", "Postcode", "comb", 5),
+                ("date_of_birth", "Date of birth", "comb", 8),
+                ("amount", "Amount", "box", 2.6),
+                ("telephone", "Telephone", "underline", 3.2),
+                ("branch_code", "Branch code", "free", 4),
+                ("reference", "Reference", "printed", 9),
+            ],
+        ),
+        logo_at=(7.0, 1.0),
+    ),
+}
+
+
+def render_form(
+    form: FormLayout,
+    bank: DigitBank | None,
+    rng: np.random.Generator,
+    *,
+    dpi: int = 300,
+    blank_rate: float = 0.0,
+) -> FormPage:
+    """One copy of a fixed form, clean: blank when `bank` is None, else every field filled
+    (each left empty with probability `blank_rate`). Truth fields follow `form.fields`' order,
+    an empty one with text "" and the field's box."""
+    canvas = _Canvas(dpi, A4_INCHES)
+    canvas.text((canvas.px(form.title_at[0]), canvas.px(form.title_at[1])), form.title, 20, True)
+    if form.logo_at is not None:
+        _draw_logo_at(canvas, form.logo_at)
+    darkness = float(rng.uniform(0.75, 1.0))
+    truths = []
+    for spec in form.fields:
+        lx, ly = spec.label_at
+        canvas.text((canvas.px(lx), canvas.px(ly)), spec.label, 11)
+        frame = _draw_frame(canvas, spec)
+        filled = bank is not None and rng.random() >= blank_rate
+        truth = _fill(canvas, bank, rng, spec, darkness) if filled else None
+        kind = "printed" if spec.layout == "printed" else "handwritten"
+        truths.append(truth or TruthField("", kind, spec.layout, frame))
+    return FormPage(image=canvas.compose(), dpi=dpi, degradation="clean", fields=truths)
+
+
+def _draw_logo_at(canvas: _Canvas, centre: tuple[float, float]) -> None:
+    r = canvas.px(0.3)
+    cx, cy = canvas.px(centre[0]), canvas.px(centre[1])
+    canvas.draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=0)
+    canvas.draw.rectangle([cx - r // 2, cy - r // 4, cx + r // 2, cy + r // 4], fill=255)
+
+
+def _draw_frame(canvas: _Canvas, spec: FieldSpec) -> list[int]:
+    """The printed part of a field; returns the box the writing goes in."""
+    x, top, lw = canvas.px(spec.x), canvas.px(spec.y), canvas.line_width()
+    if spec.layout == "comb":
+        cell_w, cell_h = canvas.px(COMB_CELL[0]), canvas.px(COMB_CELL[1])
+        cells = int(spec.size)
+        canvas.draw.rectangle([x, top, x + cell_w * cells, top + cell_h], outline=0, width=lw)
+        for i in range(1, cells):
+            canvas.draw.line([x + i * cell_w, top, x + i * cell_w, top + cell_h], fill=0, width=lw)
+        return [x, top, cell_w * cells, cell_h]
+    if spec.layout == "box":
+        width, height = canvas.px(spec.size), canvas.px(BOX_HEIGHT)
+        canvas.draw.rectangle([x, top, x + width, top + height], outline=0, width=lw)
+        return [x, top, width, height]
+    if spec.layout == "underline":
+        width, line_y = canvas.px(spec.size), top + canvas.px(0.42)
+        canvas.draw.line([x, line_y, x + width, line_y], fill=0, width=lw)
+        return [x, top, width, line_y - top]
+    return [x, top, canvas.px(0.3 * spec.size), canvas.px(0.4)]  # free / printed: no ruling
+
+
+def _fill(
+    canvas: _Canvas, bank: DigitBank, rng: np.random.Generator, spec: FieldSpec, darkness: float
+) -> TruthField:
+    x, top = canvas.px(spec.x), canvas.px(spec.y)
+    if spec.layout == "printed":
+        text = _digits_text(rng, int(spec.size), int(spec.size))
+        box = canvas.text((x, top + canvas.px(0.32)), text, 12)
+        return TruthField(text, "printed", "printed", box)
+    if spec.layout == "comb":
+        text = _digits_text(rng, int(spec.size), int(spec.size))
+        cell_w, cell_h = canvas.px(COMB_CELL[0]), canvas.px(COMB_CELL[1])
+        boxes = []
+        for i, char in enumerate(text):
+            h = int(round(cell_h * rng.uniform(0.6, 0.8)))
+            digit = bank.sample(int(char), rng)
+            w = int(round(digit.shape[1] * h / digit.shape[0]))
+            jitter_x = int(rng.integers(-cell_w // 10, cell_w // 10 + 1))
+            left = x + i * cell_w + (cell_w - w) // 2 + jitter_x
+            bottom = top + cell_h - (cell_h - h) // 2 + int(rng.integers(-2, 3))
+            boxes.append(canvas.write_digit(digit, left, bottom, h, darkness)[0])
+        return TruthField(text, "handwritten", "comb", _ink_box(canvas, _union(boxes)))
+    if spec.layout == "box":
+        text, height = _digits_text(rng, 3, 8), canvas.px(BOX_HEIGHT * rng.uniform(0.55, 0.68))
+        baseline = top + (canvas.px(BOX_HEIGHT) + height) // 2
+    elif spec.layout == "underline":
+        text, height = _digits_text(rng, 3, 8), canvas.px(rng.uniform(0.2, 0.28))
+        baseline = top + canvas.px(0.42) + canvas.px(rng.uniform(-0.01, 0.03))
+    else:  # free
+        text, height = _digits_text(rng, 2, int(spec.size)), canvas.px(rng.uniform(0.2, 0.3))
+        baseline = top + canvas.px(0.34)
+    start = x + canvas.px(0.12 if spec.layout != "free" else 0.0)
+    box = _write_string(canvas, bank, rng, text, start, baseline, height, darkness)
+    return TruthField(text, "handwritten", spec.layout, box)
+
+
+def warp_scan(
+    page: FormPage,
+    rng: np.random.Generator,
+    *,
+    max_angle: float = 5.0,
+    scale: tuple[float, float] = (0.9, 1.1),
+    max_shift_in: float = 0.25,
+    perspective: float = 0.02,
+) -> FormPage:
+    """The page as a scanner or phone sees it: rotated, scaled, shifted and with a
+    perspective tilt (each corner moved by up to `perspective` of the page size); the
+    truth boxes follow (bounding box of their moved corners)."""
+    h, w = page.image.shape
+    angle = float(rng.uniform(-max_angle, max_angle))
+    factor = float(rng.uniform(*scale))
+    similarity = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), angle, factor), [0, 0, 1]])
+    shift = rng.uniform(-max_shift_in, max_shift_in, 2) * page.dpi
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    jitter = rng.uniform(-perspective, perspective, (4, 2)) * [w, h]
+    tilted = (corners + jitter).astype(np.float32)
+    matrix = np.asarray(cv2.getPerspectiveTransform(corners, tilted), np.float64)
+    matrix = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]]) @ similarity @ matrix
+    image = cv2.warpPerspective(page.image, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                                borderValue=255)  # fmt: skip
+    moved = []
+    for f in page.fields:
+        x, y, bw, bh = f.box
+        pts = np.float64([[[x, y]], [[x + bw, y]], [[x, y + bh]], [[x + bw, y + bh]]])
+        pts = cv2.perspectiveTransform(pts, matrix).reshape(-1, 2)
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        moved.append(TruthField(f.text, f.kind, f.layout, _box_from(x0, y0, x1, y1)))
+    return FormPage(image=image, dpi=page.dpi, degradation=page.degradation, fields=moved)
+
+
 if __name__ == "__main__":
     main()

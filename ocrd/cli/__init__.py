@@ -3,11 +3,12 @@
 - store.py:  process, results, status, config, db   (store / foundation)
 - vision.py: read, inspect                           (vision)
 - daemon.py: watch, retry                            (service)
+- templates.py: template create | list | show | check (form templates)
 """
 
 from __future__ import annotations
 
-from ocrd.cli import daemon, store, vision  # noqa: F401  (registers commands)
+from ocrd.cli import daemon, store, templates, vision  # noqa: F401  (registers commands)
 from ocrd.cli.app import app
 
 

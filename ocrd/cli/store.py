@@ -102,6 +102,18 @@ class FileProcessor:
         self.store = store
         self.settings = settings
         self._recognizer = None
+        self._templates = None
+
+    def templates(self):  # noqa: ANN201 (ocrd.templates.TemplateSet)
+        """The form templates in templates_dir, loaded once; a broken one stops the command."""
+        if self._templates is None:
+            from ocrd.templates import TemplateError, load_templates
+
+            try:
+                self._templates = load_templates(self.settings.templates_dir)
+            except TemplateError as exc:
+                raise OcrdError(str(exc)) from None
+        return self._templates
 
     def recognizer(self):  # noqa: ANN201 (ocrd.recognition.Recognizer)
         """The models, loaded once and only when a file really needs reading; a broken model
@@ -141,6 +153,7 @@ class FileProcessor:
                 recognizer,
                 max_pixels=self.settings.max_pixels,
                 pdf_dpi=self.settings.pdf_dpi,
+                templates=self.templates(),
             )
         except BadInputError as exc:
             reason = str(exc) or "bad input"

@@ -1,0 +1,229 @@
+"""Which template a page is, and where its pixels land on the template: ORB + RANSAC.
+
+Both the reference page and each scanned page are reduced to FINGERPRINT_WIDTH pixels across
+(a physical scale the same for every dpi), ORB keypoints are matched by Hamming distance with
+Lowe's ratio test, and a homography is fitted with RANSAC. Printed titles, labels and rulings
+give hundreds of consistent matches on the right template; another form's matches scatter
+and fit few inliers. A homography handles rotation, scale, shift and a phone's perspective in
+one model. Why ORB and not AKAZE or page structure: see bench/templates.py and the README.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ocrd.templates.model import Fingerprint, Template
+from ocrd.types import Box
+
+FINGERPRINT_WIDTH = 900  # pixels across the page (~109 dpi on A4): 11-pt labels keep their corners
+PAGE_FEATURES = 1000
+TEMPLATE_FEATURES = 1000
+GRID = (4, 8)  # columns, rows of the keypoint grid
+RATIO = 0.8  # Lowe's ratio test
+RANSAC_PX = 3.0  # reprojection tolerance, fingerprint pixels
+MIN_INLIERS = 15  # fewer consistent matches: not this template
+MIN_SPREAD = 0.2  # inliers must reach over this share of the page's height (not a header)
+MIN_RULING = 0.45  # share of the template's ruled lines that must lie on the page's ink
+RULING_SAMPLES = 24  # points sampled along each ruled side
+MAX_SCALE_CHANGE = 1.6  # a page more than this much larger or smaller is not a scan of it
+MAX_TILT = 0.25  # perspective: how much the mapped page's side lengths may differ
+
+
+@dataclass(frozen=True)
+class PageMatch:
+    """A page matched to a template: `homography` maps page pixels to template pixels."""
+
+    template: Template
+    homography: np.ndarray  # 3x3 float64
+    inliers: int
+    ruling: float = 1.0  # share of the template's ruled lines found on the page
+
+    def to_template(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) page pixels -> (N, 2) template pixels."""
+        pts = np.asarray(points, np.float64).reshape(-1, 1, 2)
+        return cv2.perspectiveTransform(pts, self.homography).reshape(-1, 2)
+
+    def to_page(self, points: np.ndarray) -> np.ndarray:
+        pts = np.asarray(points, np.float64).reshape(-1, 1, 2)
+        return cv2.perspectiveTransform(pts, np.linalg.inv(self.homography)).reshape(-1, 2)
+
+
+def reduce(image: np.ndarray, width: int = FINGERPRINT_WIDTH) -> tuple[np.ndarray, float]:
+    """The page `width` pixels across and the scale (reduced pixels per page pixel). Area
+    averaging by a whole factor first (OpenCV's fast path: 4 ms for a 600-dpi A4 page instead
+    of 40), then a small linear resize to the exact width."""
+    height, page_width = image.shape[:2]
+    factor = max(1, int(page_width / width))
+    if factor > 1:
+        cropped = image[: height - height % factor, : page_width - page_width % factor]
+        size = (cropped.shape[1] // factor, cropped.shape[0] // factor)
+        image = cv2.resize(cropped, size, interpolation=cv2.INTER_AREA)
+    scale = width / page_width
+    size = (width, max(1, int(round(height * scale))))
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), scale
+
+
+def _detect(small: np.ndarray, features: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """ORB keypoints spread over the page: the strongest ones per cell of a GRID. Left to
+    itself ORB spends most of them on the bold title and the logo, which other forms share."""
+    orb = cv2.ORB_create(nfeatures=features * 3, scaleFactor=1.2, nlevels=6, fastThreshold=8)
+    keypoints = orb.detect(small, None)
+    height, width = small.shape[:2]
+    cols, rows = GRID
+    per_cell = max(1, features // (cols * rows))
+    cells: dict[tuple[int, int], list] = {}
+    for k in keypoints:
+        cell = (int(k.pt[0] * cols / width), int(k.pt[1] * rows / height))
+        cells.setdefault(cell, []).append(k)
+    kept = []
+    for members in cells.values():
+        members.sort(key=lambda k: k.response, reverse=True)
+        kept.extend(members[:per_cell])
+    kept, descriptors = orb.compute(small, kept)
+    points = np.float32([k.pt for k in kept]).reshape(-1, 2)
+    return points, descriptors
+
+
+def make_fingerprint(image: np.ndarray, fields: list[Box] | None = None) -> Fingerprint:
+    """The reference page's keypoints, as stored in the template file; none from inside the
+    `fields` (what was written there differs on every filled copy)."""
+    small, scale = reduce(image)
+    points, descriptors = _detect(small, TEMPLATE_FEATURES)
+    if descriptors is not None and fields:
+        keep = np.ones(len(points), bool)
+        for box in fields:
+            x0, y0 = (box.x + 0.1 * box.w) * scale, (box.y + 0.15 * box.h) * scale
+            x1, y1 = (box.x + 0.9 * box.w) * scale, (box.y + 0.85 * box.h) * scale
+            inside = (points[:, 0] > x0) & (points[:, 0] < x1)
+            keep &= ~(inside & (points[:, 1] > y0) & (points[:, 1] < y1))
+        points, descriptors = points[keep], descriptors[keep]
+    if descriptors is None or len(points) < MIN_INLIERS:
+        raise ValueError("the page has too little printed structure to align scans to it")
+    return Fingerprint(small.shape[1], small.shape[0], points, descriptors)
+
+
+class Matcher:
+    """Matches pages against a fixed set of templates (built once, used from any thread:
+    OpenCV's matchers are not shared, one is made per call)."""
+
+    def __init__(self, templates: list[Template]) -> None:
+        self.templates = list(templates)
+
+    def match(self, image: np.ndarray) -> PageMatch | None:
+        """The template this page is a scan of, or None."""
+        if not self.templates:
+            return None
+        small, scale = reduce(image)
+        points, descriptors = _detect(small, PAGE_FEATURES)
+        if descriptors is None or len(points) < MIN_INLIERS:
+            return None
+        matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+        ink = _ink_mask(small)
+        best: tuple[float, int, PageMatch] | None = None
+        for template in self.templates:
+            found = _fit(matcher, points, descriptors, template, scale, small.shape)
+            if found is None:
+                continue
+            homography, inliers = found
+            ruling = _ruling_score(template, np.linalg.inv(homography), ink)
+            if ruling < MIN_RULING:
+                continue
+            if best is None or (ruling, inliers) > best[:2]:
+                # page pixels -> reduced page -> reduced template -> template pixels
+                to_small = np.diag([scale, scale, 1.0])
+                factor = template.width / template.fingerprint.width
+                full = np.diag([factor, factor, 1.0]) @ homography @ to_small
+                best = (ruling, inliers, PageMatch(template, full, inliers, ruling))
+        return best[2] if best is not None else None
+
+
+def _fit(
+    matcher: cv2.BFMatcher,
+    points: np.ndarray,
+    descriptors: np.ndarray,
+    template: Template,
+    scale: float,
+    shape: tuple[int, ...],
+) -> tuple[np.ndarray, int] | None:
+    """The reduced page -> reduced template homography and its inlier count, or None."""
+    fp = template.fingerprint
+    pairs = matcher.knnMatch(descriptors, fp.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < MIN_INLIERS:
+        return None
+    source = points[[m.queryIdx for m in good]]
+    target = fp.points[[m.trainIdx for m in good]]
+    homography, mask = cv2.findHomography(source, target, cv2.USAC_MAGSAC, RANSAC_PX)
+    if homography is None:
+        return None
+    inliers = int(mask.sum())
+    if inliers < MIN_INLIERS or _spread(target[mask.ravel() > 0], fp.height) < MIN_SPREAD:
+        return None
+    if not _plausible(homography, shape):
+        return None
+    return homography, inliers
+
+
+def _spread(points: np.ndarray, height: int) -> float:
+    """How much of the template's height the inliers cover (10th to 90th percentile): a
+    different form with the same letterhead matches only at the top."""
+    low, high = np.percentile(points[:, 1], [10, 90])
+    return float(high - low) / height
+
+
+def _plausible(homography: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """A scan, not a fold: the page maps to a convex quadrilateral of similar size whose
+    opposite sides are nearly equal."""
+    h, w = shape[:2]
+    corners = np.float64([[[0, 0]], [[w, 0]], [[w, h]], [[0, h]]])
+    quad = cv2.perspectiveTransform(corners, homography).reshape(-1, 2)
+    if not cv2.isContourConvex(quad.astype(np.float32)):
+        return False
+    area = abs(cv2.contourArea(quad.astype(np.float32))) / (w * h)
+    if not 1 / MAX_SCALE_CHANGE**2 <= area <= MAX_SCALE_CHANGE**2:
+        return False
+    sides = np.linalg.norm(quad - np.roll(quad, -1, axis=0), axis=1)
+    top, right, bottom, left = sides
+    return (
+        abs(top - bottom) / max(top, bottom) <= MAX_TILT
+        and abs(left - right) / max(left, right) <= MAX_TILT
+    )
+
+
+def _ink_mask(small: np.ndarray) -> np.ndarray:
+    """Dark pixels of the reduced page, grown by one pixel (a ruled line is under a pixel
+    wide at this scale and may land two pixels off after a homography)."""
+    dark = cv2.erode(small, np.ones((5, 5), np.uint8))
+    paper = float(np.percentile(small, 90))
+    return dark < paper - max(25.0, 0.25 * paper)
+
+
+def _ruling_score(template: Template, to_page: np.ndarray, ink: np.ndarray) -> float:
+    """The share of points along the template's box and comb sides and underlines that fall
+    on ink of the page: another form's rulings are elsewhere. 1.0 when it has none."""
+    factor = template.fingerprint.width / template.width
+    samples = []
+    t = np.linspace(0.05, 0.95, RULING_SAMPLES)
+    for f in template.fields:
+        x0, y0 = f.box.x * factor, f.box.y * factor
+        x1, y1 = (f.box.x + f.box.w) * factor, (f.box.y + f.box.h) * factor
+        xs = x0 + (x1 - x0) * t
+        if f.layout in ("comb", "box"):
+            ys = y0 + (y1 - y0) * t
+            samples += [np.c_[xs, np.full_like(xs, y0)], np.c_[xs, np.full_like(xs, y1)]]
+            samples += [np.c_[np.full_like(ys, x0), ys], np.c_[np.full_like(ys, x1), ys]]
+        elif f.layout == "underline":  # the line runs along the bottom of the writing band
+            line_y = y1 - 0.05 * template.dpi * factor
+            samples.append(np.c_[xs, np.full_like(xs, line_y)])
+    if not samples:
+        return 1.0
+    pts = cv2.perspectiveTransform(np.concatenate(samples).reshape(-1, 1, 2), to_page)
+    pts = np.rint(pts.reshape(-1, 2)).astype(int)
+    height, width = ink.shape
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] < width) & (pts[:, 1] >= 0) & (pts[:, 1] < height)
+    hits = np.zeros(len(pts), bool)
+    hits[inside] = ink[pts[inside, 1], pts[inside, 0]]
+    return float(hits.mean())
