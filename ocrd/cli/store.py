@@ -347,13 +347,23 @@ def results(
         int | None,
         typer.Option(min=1, help=f"At most N rows (the table shows {TABLE_ROWS} by default)."),
     ] = None,
+    template: Annotated[
+        str | None, typer.Option(help="Only fields of pages that matched this form template.")
+    ] = None,
+    wide: Annotated[
+        bool,
+        typer.Option("--wide", help="With --template: one row per document, one column per field."),
+    ] = False,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
     """List or export stored results, oldest first, streamed in constant memory.
 
     CSV columns: path,page,x,y,w,h,text,confidence,kind,model,processed_at,sha256, then
-    document_id,result_id,status,original_name,error,digits (JSON per-digit details).
+    document_id,result_id,status,original_name,error,digits (JSON per-digit details),
+    template,field,needs_review,review_reason. With --template NAME --wide:
+    path,page,processed_at,sha256,document_id, the template's fields in its order, then
+    needs_review (the fields a person should check).
     """
     from ocrd.store.queries import (
         COLUMNS,
@@ -374,8 +384,16 @@ def results(
         kind=kind.value if kind else None,
         status=status.value if status else None,
         limit=limit,
+        template=template,
     )
-    store = _open(cli_settings(config, database_url=db), write=False)
+    if wide and not template:
+        raise OcrdError("--wide needs --template NAME")
+    settings = cli_settings(config, database_url=db)
+    store = _open(settings, write=False)
+    if wide:
+        _write_wide(store, filters, settings, as_csv=as_csv, as_json=as_json, output=output)
+        store.dispose()
+        return
     table_rows, matching = limit or TABLE_ROWS, 0
     if not (as_csv or as_json):  # the table shows the first rows and counts the rest
         matching = count_results(store, dataclasses.replace(filters, limit=None))
@@ -393,6 +411,46 @@ def results(
         else:
             _write_table(rows, out, matching)
     store.dispose()
+
+
+def _write_wide(
+    store,  # noqa: ANN001 (ocrd.store.Store)
+    filters,  # noqa: ANN001 (ocrd.store.queries.ResultFilter)
+    settings: Settings,
+    *,
+    as_csv: bool,
+    as_json: bool,
+    output: Path | None,
+) -> None:
+    """`results --template NAME --wide`: fields in the template file's order (or as stored,
+    when the file is gone)."""
+    from ocrd.store.queries import iter_wide, template_fields, wide_columns
+    from ocrd.templates import TemplateError, load_template
+
+    path = settings.templates_dir / f"{filters.template}.toml"
+    try:
+        names = load_template(path).field_names() if path.is_file() else []
+    except TemplateError:
+        names = []
+    stored = template_fields(store, filters.template)
+    names += [name for name in stored if name not in names]
+    columns = wide_columns(names)
+    rows = iter_wide(store, filters, names)
+    with _output(output) as out:
+        if as_json:
+            for row in rows:
+                out.write(json.dumps(dict(zip(columns, row, strict=True)), ensure_ascii=False))
+                out.write("\n")
+            return
+        if as_csv:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows(rows)
+            return
+        table = Table(*columns, header_style="bold")
+        for row in rows:
+            table.add_row(*(str(cell) for cell in row))
+        _console(out).print(table)
 
 
 # -- status --------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -20,7 +21,8 @@ STABLE_COLUMNS = (
     "processed_at", "sha256",
 )  # fmt: skip
 EXTRA_COLUMNS = ("document_id", "result_id", "status", "original_name", "error", "digits")
-COLUMNS = STABLE_COLUMNS + EXTRA_COLUMNS
+TEMPLATE_COLUMNS = ("template", "field", "needs_review", "review_reason")
+COLUMNS = STABLE_COLUMNS + EXTRA_COLUMNS + TEMPLATE_COLUMNS
 
 STREAM_BATCH = 2000
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
@@ -68,6 +70,7 @@ class ResultFilter:
     kind: str | None = None
     status: str | None = None  # with a status, documents without results are listed too
     limit: int | None = None
+    template: str | None = None  # only fields of pages that matched this template
 
 
 def results_query(filters: ResultFilter) -> Select:
@@ -79,6 +82,7 @@ def results_query(filters: ResultFilter) -> Select:
         Document.original_name, Document.error,
         # the stored JSON text as is: exporting never parses and re-serialises it
         cast(Result.digits, Text).label("digits"),
+        Result.template, Result.field, Result.needs_review, Result.review_reason,
     ]  # fmt: skip
     query = select(*columns).select_from(Document)
     if filters.status:
@@ -99,6 +103,8 @@ def results_query(filters: ResultFilter) -> Select:
         query = query.where(Result.confidence >= filters.min_confidence)
     if filters.kind:
         query = query.where(Result.kind == filters.kind)
+    if filters.template:
+        query = query.where(Result.template == filters.template)
     query = query.order_by(Document.finished_at, Document.id, Result.page, Result.id)
     if filters.limit is not None:
         query = query.limit(filters.limit)
@@ -146,6 +152,56 @@ def export_json(row: Row) -> str:
     record["processed_at"] = record["processed_at"] or None
     record["digits"] = json.loads(row.digits) if row.digits is not None else None
     return json.dumps(record, ensure_ascii=False)
+
+
+# -- one row per document and template page: what a spreadsheet wants ------------------------
+
+WIDE_LEAD_COLUMNS = ("path", "page", "processed_at", "sha256", "document_id")
+WIDE_TAIL_COLUMNS = ("needs_review",)  # the fields a person should check, space-separated
+
+
+def template_fields(store: Store, template: str) -> list[str]:
+    """The template's field names as stored, in the order they were first recorded (for a
+    template whose file is gone)."""
+    query = (
+        select(Result.field, func.min(Result.id).label("first"))
+        .where(Result.template == template, Result.field.is_not(None))
+        .group_by(Result.field)
+        .order_by("first")
+    )
+    with store.engine.connect() as connection:
+        return [row.field for row in connection.execute(query)]
+
+
+def wide_columns(field_names: list[str]) -> tuple[str, ...]:
+    return WIDE_LEAD_COLUMNS + tuple(field_names) + WIDE_TAIL_COLUMNS
+
+
+def iter_wide(store: Store, filters: ResultFilter, field_names: list[str]) -> Iterator[list]:
+    """One row per document page that matched ``filters.template``: the lead columns, one
+    cell per field (its text; empty when nothing was written), then the fields needing
+    review. Streamed: rows arrive grouped by document and page."""
+    assert filters.template, "a wide export is per template"
+    rows = iter_results(store, dataclasses.replace(filters, status=None, limit=None))
+    index = {name: i for i, name in enumerate(field_names)}
+    current, cells, review, emitted = None, [], [], 0
+    for row in rows:
+        key = (row.document_id, row.page)
+        if key != current:
+            if current is not None:
+                yield cells + [" ".join(review)]
+                emitted += 1
+                if filters.limit is not None and emitted >= filters.limit:
+                    return
+            current, review = key, []
+            lead = [row.path, row.page, format_time(row.processed_at), row.sha256, row.document_id]
+            cells = lead + [""] * len(field_names)
+        if row.field in index:
+            cells[len(WIDE_LEAD_COLUMNS) + index[row.field]] = row.text
+            if row.needs_review:
+                review.append(row.field)
+    if current is not None:
+        yield cells + [" ".join(review)]
 
 
 @dataclass
