@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--others", type=int, default=None, help="pages without a template")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--no-ruling", action="store_true", help="ablation: skip ruling check")
+    parser.add_argument("--verbose", action="store_true", help="print every miss")
     args = parser.parse_args(argv)
     others = args.others if args.others is not None else args.pages // 2
     if args.no_ruling:
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         inbox.mkdir()
         truth = make_inbox(inbox, bank, rng, args.pages, others)
         score = Score()
+        score.templates = template_set.templates
         for path, (family, fields) in truth.items():
             for page, found in extract_fields(path):
                 readings = [r for r in read_fields(found, recognizer) if r is not None]
@@ -149,11 +151,40 @@ def main(argv: list[str] | None = None) -> None:
                 named = apply_templates(page, copy.deepcopy(readings), template_set)
                 score.seconds.append(time.thread_time() - start)
                 score.add(family, fields, readings, named)
+                if args.verbose:
+                    score.explain(path, page, family, fields, readings, named)
     score.report(args, others, len(templates))
+
+
+def _diagnose(page: Page, templates: list[Template]) -> str:
+    """Per template: ratio-test matches / RANSAC inliers / spread / plausible / ruling."""
+    from ocrd.templates import align
+
+    small, scale = align.reduce(page.image)
+    points, descriptors = align._detect(small, align.PAGE_FEATURES)
+    ink = align._ink_mask(small)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    out = []
+    for t in templates:
+        fp = t.fingerprint
+        pairs = matcher.knnMatch(descriptors, fp.descriptors, k=2)
+        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < align.RATIO * p[1].distance]
+        src = points[[m.queryIdx for m in good]]
+        dst = fp.points[[m.trainIdx for m in good]]
+        h, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, align.RANSAC_PX)
+        if h is None:
+            out.append(f"{t.name}: {len(good)} no fit")
+            continue
+        spread = align._spread(dst[mask.ravel() > 0], fp.height)
+        ruling = align._ruling_score(t, np.linalg.inv(h), ink)
+        plausible = align._plausible(h, small.shape)
+        out.append(f"{t.name}: {len(good)}/{int(mask.sum())}/{spread:.2f}/{plausible}/{ruling:.2f}")
+    return "  ".join(out)
 
 
 class Score:
     def __init__(self) -> None:
+        self.templates: list[Template] = []
         self.pages: Counter = Counter()
         self.seconds: list[float] = []
         self.fields: Counter = Counter()
@@ -189,6 +220,28 @@ class Score:
             self.fields["template_exact" if text else "-"] += bool(text) and (
                 result is not None and result.text == text
             )
+
+    def explain(self, path, page, family, fields, readings, named) -> None:  # noqa: ANN001
+        matched = next((r.template for r in named if r.template), None)
+        if matched != family:
+            print(f"  {path.name} {page.image.shape} dpi {page.dpi}: {family} matched {matched}")
+            print("    " + _diagnose(page, self.templates))
+            cv2.imwrite(f"/tmp/t11/miss-{path.stem}.png", page.image)
+            return
+        if family is None:
+            return
+        by_name = {r.field_name: r for r in named if r.field_name}
+        for name, text, kind, box in fields:
+            got = by_name.get(name)
+            covering = best_match([r.box for r in named], box) if text else None
+            if covering is not None and named[covering].field_name != name:
+                print(f"  {path.name} {name} {box}: named {named[covering].field_name} "
+                      f"{named[covering].box}")  # fmt: skip
+            if kind == "handwritten" and (got is None or got.text != text):
+                covering = best_match([r.box for r in readings], box) if text else None
+                plain = readings[covering].text if covering is not None else None
+                print(f"  {path.name} {name}: truth {text!r} plain {plain!r} "
+                      f"named {got.text if got else None!r}")  # fmt: skip
 
     def report(self, args, others: int, templates: int) -> None:  # noqa: ANN001
         p, f = self.pages, self.fields

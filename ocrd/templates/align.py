@@ -18,15 +18,16 @@ import numpy as np
 from ocrd.templates.model import Fingerprint, Template
 from ocrd.types import Box
 
-FINGERPRINT_WIDTH = 900  # pixels across the page (~109 dpi on A4): 11-pt labels keep their corners
+FINGERPRINT_WIDTH = 800  # pixels across the page (~97 dpi on A4): 11-pt labels keep their corners
 PAGE_FEATURES = 1000
 TEMPLATE_FEATURES = 1000
 GRID = (4, 8)  # columns, rows of the keypoint grid
 RATIO = 0.8  # Lowe's ratio test
 RANSAC_PX = 3.0  # reprojection tolerance, fingerprint pixels
 MIN_INLIERS = 15  # fewer consistent matches: not this template
-MIN_SPREAD = 0.2  # inliers must reach over this share of the page's height (not a header)
+MIN_SPREAD = 0.1  # inliers must reach over this share of the page's height (not a header)
 MIN_RULING = 0.45  # share of the template's ruled lines that must lie on the page's ink
+INK_CONTRAST = 0.35  # a ruling pixel is this far from the paper towards the darkest ink
 RULING_SAMPLES = 24  # points sampled along each ruled side
 MAX_SCALE_CHANGE = 1.6  # a page more than this much larger or smaller is not a scan of it
 MAX_TILT = 0.25  # perspective: how much the mapped page's side lengths may differ
@@ -52,24 +53,24 @@ class PageMatch:
 
 
 def reduce(image: np.ndarray, width: int = FINGERPRINT_WIDTH) -> tuple[np.ndarray, float]:
-    """The page `width` pixels across and the scale (reduced pixels per page pixel). Area
-    averaging by a whole factor first (OpenCV's fast path: 4 ms for a 600-dpi A4 page instead
-    of 40), then a small linear resize to the exact width."""
+    """The page `width` pixels across and the scale (reduced pixels per page pixel). A large
+    page is first sampled down to twice that (nearest pixel: 1 ms where area averaging a
+    600-dpi A4 page takes 17), then area-averaged: a 0.011-inch ruling is still 3 samples
+    wide at 600 dpi, so none is lost."""
     height, page_width = image.shape[:2]
-    factor = max(1, int(page_width / width))
-    if factor > 1:
-        cropped = image[: height - height % factor, : page_width - page_width % factor]
-        size = (cropped.shape[1] // factor, cropped.shape[0] // factor)
-        image = cv2.resize(cropped, size, interpolation=cv2.INTER_AREA)
     scale = width / page_width
     size = (width, max(1, int(round(height * scale))))
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), scale
+    if page_width < 2 * width:  # little to average: linear is 8x faster than area here
+        return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), scale
+    twice = cv2.resize(image, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(twice, size, interpolation=cv2.INTER_AREA), scale  # OpenCV's 2x fast path
 
 
 def _detect(small: np.ndarray, features: int) -> tuple[np.ndarray, np.ndarray | None]:
     """ORB keypoints spread over the page: the strongest ones per cell of a GRID. Left to
     itself ORB spends most of them on the bold title and the logo, which other forms share."""
-    orb = cv2.ORB_create(nfeatures=features * 3, scaleFactor=1.2, nlevels=6, fastThreshold=8)
+    # Three pyramid levels (1.44x) cover scans at 0.9-1.1 of the template's size and then some.
+    orb = cv2.ORB_create(nfeatures=features * 2, scaleFactor=1.2, nlevels=3, fastThreshold=8)
     keypoints = orb.detect(small, None)
     height, width = small.shape[:2]
     cols, rows = GRID
@@ -194,11 +195,12 @@ def _plausible(homography: np.ndarray, shape: tuple[int, ...]) -> bool:
 
 
 def _ink_mask(small: np.ndarray) -> np.ndarray:
-    """Dark pixels of the reduced page, grown by one pixel (a ruled line is under a pixel
-    wide at this scale and may land two pixels off after a homography)."""
+    """Dark pixels of the reduced page, grown by two pixels (a ruled line is about a pixel
+    wide at this scale and may land two pixels off after a homography). Dark is relative to
+    the page's own paper and ink: grey paper with faded ink keeps its rulings."""
     dark = cv2.erode(small, np.ones((5, 5), np.uint8))
-    paper = float(np.percentile(small, 90))
-    return dark < paper - max(25.0, 0.25 * paper)
+    paper, ink = np.percentile(small[::4, ::4], [90, 0.5])
+    return dark < paper - max(10.0, INK_CONTRAST * float(paper - ink))
 
 
 def _ruling_score(template: Template, to_page: np.ndarray, ink: np.ndarray) -> float:
