@@ -184,3 +184,19 @@ def test_forms_without_a_template_match_none(bank, templates) -> None:
     only_claim = TemplateSet([templates["claim"]])
     order = warp_scan(render_form(FORM_FAMILIES["order"], bank, rng, dpi=200), rng)
     assert only_claim.match(Page(1, order.image, 200)) is None
+
+
+def test_templates_dir_setting_resolves_like_the_other_folders(tmp_path: Path, monkeypatch) -> None:
+    from ocrd.config import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().templates_dir == tmp_path / "templates"
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "ocrd.toml").write_text('templates_dir = "forms"\n')
+    settings = load_settings(config_file=etc / "ocrd.toml")
+    assert (
+        settings.templates_dir == etc / "forms" and settings.sources["templates_dir"] != "default"
+    )
+    monkeypatch.setenv("OCRD_TEMPLATES_DIR", "elsewhere")
+    assert load_settings(config_file=etc / "ocrd.toml").templates_dir == tmp_path / "elsewhere"
