@@ -72,17 +72,17 @@ def _detect(small: np.ndarray, features: int) -> tuple[np.ndarray, np.ndarray | 
     # Three pyramid levels (1.44x) cover scans at 0.9-1.1 of the template's size and then some.
     orb = cv2.ORB_create(nfeatures=features * 2, scaleFactor=1.2, nlevels=3, fastThreshold=8)
     keypoints = orb.detect(small, None)
+    if not keypoints:
+        return np.zeros((0, 2), np.float32), None
     height, width = small.shape[:2]
     cols, rows = GRID
     per_cell = max(1, features // (cols * rows))
-    cells: dict[tuple[int, int], list] = {}
-    for k in keypoints:
-        cell = (int(k.pt[0] * cols / width), int(k.pt[1] * rows / height))
-        cells.setdefault(cell, []).append(k)
-    kept = []
-    for members in cells.values():
-        members.sort(key=lambda k: k.response, reverse=True)
-        kept.extend(members[:per_cell])
+    xy = cv2.KeyPoint_convert(keypoints)
+    response = np.array([k.response for k in keypoints], np.float32)
+    cell = (xy[:, 1] * rows // height).astype(int) * cols + (xy[:, 0] * cols // width).astype(int)
+    order = np.lexsort((-response, cell))  # by cell, strongest first
+    rank = np.arange(len(order)) - np.searchsorted(cell[order], cell[order])
+    kept = [keypoints[i] for i in order[rank < per_cell]]
     kept, descriptors = orb.compute(small, kept)
     points = np.float32([k.pt for k in kept]).reshape(-1, 2)
     return points, descriptors
