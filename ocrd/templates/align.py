@@ -23,10 +23,13 @@ PAGE_FEATURES = 1000
 TEMPLATE_FEATURES = 1000
 GRID = (4, 8)  # columns, rows of the keypoint grid
 RATIO = 0.8  # Lowe's ratio test
+CANDIDATES = 4  # nearest descriptors kept per keypoint for the guided refit
+GUIDED_PX = 6.0  # a candidate this close to where the first fit maps its keypoint is taken
+GUIDED_DISTANCE = 64  # ... when its descriptor is at most this far (Hamming bits of 256)
 RANSAC_PX = 3.0  # reprojection tolerance, fingerprint pixels
 MIN_INLIERS = 15  # fewer consistent matches: not this template
 MIN_SPREAD = 0.1  # inliers must reach over this share of the page's height (not a header)
-MIN_RULING = 0.45  # share of the template's ruled lines that must lie on the page's ink
+MIN_RULING = 0.25  # share of the template's ruled lines that must lie on the page's ink
 INK_CONTRAST = 0.35  # a ruling pixel is this far from the paper towards the darkest ink
 RULING_SAMPLES = 24  # points sampled along each ruled side
 MAX_SCALE_CHANGE = 1.6  # a page more than this much larger or smaller is not a scan of it
@@ -151,8 +154,8 @@ def _fit(
 ) -> tuple[np.ndarray, int] | None:
     """The reduced page -> reduced template homography and its inlier count, or None."""
     fp = template.fingerprint
-    pairs = matcher.knnMatch(descriptors, fp.descriptors, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    pairs = matcher.knnMatch(descriptors, fp.descriptors, k=CANDIDATES)
+    good = [p[0] for p in pairs if len(p) >= 2 and p[0].distance < RATIO * p[1].distance]
     if len(good) < MIN_INLIERS:
         return None
     source = points[[m.queryIdx for m in good]]
@@ -163,9 +166,35 @@ def _fit(
     inliers = int(mask.sum())
     if inliers < MIN_INLIERS or _spread(target[mask.ravel() > 0], fp.height) < MIN_SPREAD:
         return None
+    homography = _guided(homography, points, fp.points, pairs)
     if not _plausible(homography, shape):
         return None
     return homography, inliers
+
+
+def _guided(homography: np.ndarray, points: np.ndarray, targets: np.ndarray, pairs) -> np.ndarray:
+    """Refit with every candidate match that lands where the first fit says it should: comb
+    corners and repeated label letters fail the ratio test but pin the geometry down to a
+    pixel, which the ruling check needs."""
+    projected = cv2.perspectiveTransform(points.reshape(-1, 1, 2).astype(np.float64), homography)
+    projected = projected.reshape(-1, 2)
+    source, target = [], []
+    for candidates in pairs:
+        if not candidates:
+            continue
+        query = candidates[0].queryIdx
+        near = [
+            m for m in candidates
+            if m.distance <= GUIDED_DISTANCE
+            and np.hypot(*(targets[m.trainIdx] - projected[query])) <= GUIDED_PX
+        ]  # fmt: skip
+        if near:
+            source.append(points[query])
+            target.append(targets[near[0].trainIdx])
+    if len(source) < MIN_INLIERS:
+        return homography
+    refined, _ = cv2.findHomography(np.float32(source), np.float32(target), cv2.RANSAC, 2.0)
+    return homography if refined is None else refined
 
 
 def _spread(points: np.ndarray, height: int) -> float:
