@@ -13,18 +13,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Row
 
 from ocrd.cli.app import ConfigOption, DbOption, OcrdError, app, cli_settings
 from ocrd.config import SETTING_NAMES, Settings, settings_as_dict
 
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+
 TABLE_ROWS = 50
+FILE_NAME_ROOM = 28
 OUTPUT_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
 
 db_app = typer.Typer(help="Database schema: apply or show migrations.", no_args_is_help=True)
@@ -322,11 +325,12 @@ def _write_table(rows: Iterable[Row], out: TextIO, matching: int) -> None:
     table.add_column("text", overflow="fold", ratio=3)
     table.add_column("conf", justify="right")
     table.add_column("kind", overflow="fold", ratio=1)
-    table.add_column("processed (UTC)", overflow="fold", ratio=2)
-    shown = review = 0
+    table.add_column("processed (UTC)", ratio=2)
+    shown = review = longest_name = 0
     for row in rows:
         shown += 1
         name = Path(row.path).name
+        longest_name = max(longest_name, len(name))
         if row.status == "duplicate":  # --path on a duplicate: its original's results
             name = f"{name} ({duplicate_note(row)})"
         box_cell = "" if row.x is None else f"{row.x},{row.y} {row.w}x{row.h}"
@@ -341,6 +345,8 @@ def _write_table(rows: Iterable[Row], out: TextIO, matching: int) -> None:
         table.add_row(name, str(row.page or ""), box_cell, text, confidence, row.kind or "",
                       _short_time(row.processed_at))  # fmt: skip
     console = _console(out)
+    # a whole file name of up to 28 characters before anything else gets room
+    table.columns[0].min_width = min(longest_name, FILE_NAME_ROOM)
     if shown:
         console.print(table)
     if review:
@@ -547,7 +553,7 @@ def show_config(
     """Print the effective settings and where each came from.
 
     Precedence: flag > OCRD_<NAME> environment variable > TOML config file (--config,
-    OCRD_CONFIG, /etc/ocrd/ocrd.toml) > default. Sources: flag, env, file:<path>, default.
+    OCRD_CONFIG, /etc/ocrd/ocrd.toml) > default. Sources: flag, env, file:PATH, default.
     """
     from ocrd.store import mask_url
 
