@@ -348,3 +348,26 @@ def test_labels_stay_clear_of_their_box() -> None:
         overlaps = x0 < outline[2] and outline[0] < x1 and y0 < outline[3] and outline[1] < y1
         assert not overlaps, (box, (x0, y0, x1, y1))
         assert x0 >= 0 and x1 <= 600 and y0 >= 0 and y1 <= 400
+
+
+# -- 7. ocrd watch start-up ----------------------------------------------------------------------
+
+
+def test_watch_checks_everything_before_creating_folders_and_says_it_once(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    unreachable = f"sqlite:///{tmp_path / 'no' / 'such' / 'folder' / 'ocrd.db'}"
+    started = run("watch", inbox, "--db", unreachable, cwd=tmp_path)
+    assert started.returncode == 2
+    assert started.stderr.count("\n") == 1 and started.stderr.startswith("ocrd watch: error: ")
+    assert "does not exist" in started.stderr
+    assert "error" not in started.stdout.lower()  # not a second time as a log line
+    assert not (tmp_path / "processed").exists() and not (tmp_path / "failed").exists()
+
+    a_file = tmp_path / "notes.txt"  # a missing folder that cannot be made (even as root)
+    a_file.write_text("not a folder\n")
+    refused = run("watch", inbox, "--processed", a_file / "done", "--db", tmp_path / "ok.db",
+                  cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2 and "cannot create processed folder" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert not (tmp_path / "failed").exists()
