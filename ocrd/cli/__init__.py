@@ -1,6 +1,7 @@
 """Command-line interface. Each module registers its commands on the shared `app`:
 
 - store.py:  process, results, status, config, db   (store / foundation)
+- show.py:   show                                    (one document)
 - vision.py: read, inspect                           (vision)
 - daemon.py: watch, retry                            (service)
 - templates.py: template create | list | show | check (form templates)
@@ -8,7 +9,7 @@
 
 from __future__ import annotations
 
-from ocrd.cli import daemon, store, templates, vision  # noqa: F401  (registers commands)
+from ocrd.cli import daemon, show, store, templates, vision  # noqa: F401  (registers commands)
 from ocrd.cli.app import app
 
 
