@@ -20,15 +20,16 @@ from ocrd.types import Box
 
 FINGERPRINT_WIDTH = 800  # pixels across the page (~97 dpi on A4): 11-pt labels keep their corners
 PAGE_FEATURES = 1000
-TEMPLATE_FEATURES = 1000
+TEMPLATE_FEATURES = 1600
 GRID = (4, 8)  # columns, rows of the keypoint grid
 RATIO = 0.8  # Lowe's ratio test
 CANDIDATES = 4  # nearest descriptors kept per keypoint for the guided refit
 GUIDED_PX = 6.0  # a candidate this close to where the first fit maps its keypoint is taken
 GUIDED_DISTANCE = 64  # ... when its descriptor is at most this far (Hamming bits of 256)
 RANSAC_PX = 3.0  # reprojection tolerance, fingerprint pixels
-MIN_INLIERS = 15  # fewer consistent matches: not this template
-MIN_SPREAD = 0.1  # inliers must reach over this share of the page's height (not a header)
+MIN_INLIERS = 12  # fewer consistent matches: not this template
+MIN_SPREAD = 0.1  # inliers reaching less of the page's height (a letterhead match) ...
+STRONG_RULING = 0.5  # ... must find this share of the rulings, not just MIN_RULING
 MIN_RULING = 0.25  # share of the template's ruled lines that must lie on the page's ink
 INK_CONTRAST = 0.35  # a ruling pixel is this far from the paper towards the darkest ink
 RULING_SAMPLES = 24  # points sampled along each ruled side
@@ -131,9 +132,9 @@ class Matcher:
             found = _fit(matcher, points, descriptors, template, scale, small.shape)
             if found is None:
                 continue
-            homography, inliers = found
+            homography, inliers, spread = found
             ruling = _ruling_score(template, np.linalg.inv(homography), ink)
-            if ruling < MIN_RULING:
+            if ruling < (MIN_RULING if spread >= MIN_SPREAD else STRONG_RULING):
                 continue
             if best is None or (ruling, inliers) > best[:2]:
                 # page pixels -> reduced page -> reduced template -> template pixels
@@ -151,8 +152,9 @@ def _fit(
     template: Template,
     scale: float,
     shape: tuple[int, ...],
-) -> tuple[np.ndarray, int] | None:
-    """The reduced page -> reduced template homography and its inlier count, or None."""
+) -> tuple[np.ndarray, int, float] | None:
+    """The reduced page -> reduced template homography, its inlier count and their spread,
+    or None."""
     fp = template.fingerprint
     pairs = matcher.knnMatch(descriptors, fp.descriptors, k=CANDIDATES)
     good = [p[0] for p in pairs if len(p) >= 2 and p[0].distance < RATIO * p[1].distance]
@@ -164,12 +166,13 @@ def _fit(
     if homography is None:
         return None
     inliers = int(mask.sum())
-    if inliers < MIN_INLIERS or _spread(target[mask.ravel() > 0], fp.height) < MIN_SPREAD:
+    if inliers < MIN_INLIERS:
         return None
+    spread = _spread(target[mask.ravel() > 0], fp.height)
     homography = _guided(homography, points, fp.points, pairs)
     if not _plausible(homography, shape):
         return None
-    return homography, inliers
+    return homography, inliers, spread
 
 
 def _guided(homography: np.ndarray, points: np.ndarray, targets: np.ndarray, pairs) -> np.ndarray:
