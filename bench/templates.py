@@ -178,7 +178,10 @@ def _diagnose(page: Page, templates: list[Template]) -> str:
         spread = align._spread(dst[mask.ravel() > 0], fp.height)
         fitted = align._fit(matcher, points, descriptors, t, scale, small.shape)
         h = fitted[0] if fitted is not None else h  # (homography, inliers, spread)
-        ruling = align._ruling_score(t, np.linalg.inv(h), ink)
+        try:
+            ruling = align._ruling_score(t, np.linalg.inv(h), ink)
+        except np.linalg.LinAlgError:
+            ruling = float("nan")
         plausible = align._plausible(h, small.shape)
         out.append(f"{t.name}: {len(good)}/{int(mask.sum())}/{spread:.2f}/{plausible}/{ruling:.2f}")
     return "  ".join(out)
