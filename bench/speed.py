@@ -62,22 +62,55 @@ def _decode(paths: list[Path]) -> int:
     return sum(1 for path in paths for _ in iter_pages(path))
 
 
-def decode_rate(files: list[Path], processes: int) -> float:
-    """Pages/s of decoding alone, split over `processes` processes."""
-    started = time.perf_counter()
+def decode_rate(files: list[Path], processes: int) -> tuple[float, float]:
+    """(pages/s, CPU seconds per page) of decoding alone, split over `processes` processes."""
+    started, cpu_started = time.perf_counter(), _cpu_now()
     if processes == 1:
         pages = _decode(files)
     else:
         chunks = [files[i::processes] for i in range(processes)]
         with ProcessPoolExecutor(processes) as pool:
             pages = sum(pool.map(_decode, chunks))
-    return pages / (time.perf_counter() - started)
+    return pages / (time.perf_counter() - started), (_cpu_now() - cpu_started) / pages
+
+
+def _cpu_now() -> float:
+    own = os.times()
+    return own.user + own.system + own.children_user + own.children_system
+
+
+def _cpu_of_tree(root: int, seen: dict[int, float]) -> None:
+    """Update `seen` (pid -> CPU seconds) for `root` and every descendant alive now; worker
+    processes of a fork server are never waited for, so rusage would not count them."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree = {root}
+    grown = True
+    while grown:
+        grown = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grown = True
+    for pid in tree:
+        if pid in times:
+            seen[pid] = max(seen.get(pid, 0.0), times[pid])
 
 
 def run_child(
     command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds, exit status) of one child process."""
+    """(wall seconds, CPU seconds of the child and all its descendants, exit status)."""
     started = time.perf_counter()
     child = subprocess.Popen(
         command,
@@ -86,13 +119,26 @@ def run_child(
         env=env or os.environ,
         cwd=cwd,
     )
+    seen: dict[int, float] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            _cpu_of_tree(child.pid, seen)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     stderr = child.stderr.read() if child.stderr else b""
+    _cpu_of_tree(child.pid, seen)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    seen.pop(child.pid, None)  # its own total comes exactly from wait4
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 1):
         sys.exit(f"{' '.join(command)} exited {code}: {stderr.decode()[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, code
+    return wall, usage.ru_utime + usage.ru_stime + sum(seen.values()), code
 
 
 def ocrd_command(*args: str) -> list[str]:
@@ -162,32 +208,40 @@ def measure_ocrd(pages: Path, count: int, one_page: Path, work: Path, cwd: Path 
         "rate": count / wall,
         "wall": wall,
         "cpu": 100 * cpu / wall,
+        "cpu_per_page": cpu / count,
         "read": read_wall,
         "ready": watch_ready_seconds(work, cwd),
     }
 
 
 def report_ocrd(label: str, m: dict, cores: int) -> None:
-    print(f"{label}: ocrd process {m['rate']:5.1f} pages/s ({m['wall']:.1f} s wall, start-up "
-          f"incl., CPU {m['cpu']:.0f}% of {100 * cores}%); ocrd read one page {m['read']:.2f} s; "
-          f"ocrd watch READY=1 {m['ready']:.2f} s")  # fmt: skip
+    print(
+        f"{label}: ocrd process {m['rate']:5.1f} pages/s ({m['wall']:.1f} s wall, start-up "
+        f"incl., CPU {m['cpu']:.0f}% of {100 * cores}%, {1000 * m['cpu_per_page']:.0f} ms CPU "
+        f"per page); ocrd read one page {m['read']:.2f} s; ocrd watch READY=1 {m['ready']:.2f} s"
+    )
 
 
 @contextlib.contextmanager
 def paused(pid_file: Path | None) -> Iterator[None]:
-    """SIGSTOP the process in `pid_file` while measuring; SIGCONT it whatever happens."""
-    pid = int(pid_file.read_text().strip()) if pid_file and pid_file.exists() else None
-    if pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGSTOP)
-            print(f"paused pid {pid} while measuring")
+    """SIGSTOP the processes in `pid_file` while measuring; SIGCONT them whatever happens."""
+    text = pid_file.read_text() if pid_file and pid_file.exists() else ""
+    pids = [int(word) for word in text.split() if word.isdigit()]
+    stopped = []
     try:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+        if stopped:
+            print(f"paused pid {' '.join(map(str, stopped))} while measuring")
         yield
     finally:
-        if pid is not None:
+        for pid in stopped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-                print(f"resumed pid {pid}")
+        if stopped:
+            print(f"resumed pid {' '.join(map(str, stopped))}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,10 +267,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{cores} cores")  # fmt: skip
     with paused(args.pause_pid_file), tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        decode_1 = decode_rate(files, 1)
-        decode_n = decode_rate(files, cores)
+        decode_1, decode_cpu = decode_rate(files, 1)
+        decode_n, _ = decode_rate(files, cores)
         print(f"decode only: {decode_1:.1f} pages/s (1 process), {decode_n:.1f} pages/s "
-              f"({cores} processes)")  # fmt: skip
+              f"({cores} processes); CPU {1000 * decode_cpu:.0f} ms per page")  # fmt: skip
         before = None
         if args.before is not None:
             before = measure_ocrd(pages, len(files), one_page, work / "before", args.before)
