@@ -24,6 +24,7 @@ from ocrd.service.startup import (
     StartupError,
     check_folders,
     configure_compute,
+    create_folders,
     open_checked_store,
     reconcile_moves,
 )
@@ -109,8 +110,9 @@ class Daemon:
     def start(self) -> None:
         """Checks, store, models (loaded and warmed), threads; then READY=1."""
         settings = self.settings
-        check_folders(settings)
+        check_folders(settings, create=False)  # everything checked before anything is made
         self.store = open_checked_store(settings)
+        create_folders(settings)
         fixed = reconcile_moves(self.store, settings)
         if fixed:
             log.warning("recorded the new place of %d file(s) moved just before a crash", fixed)
@@ -334,7 +336,6 @@ def run(settings: Settings, reload_settings: Callable[[], Settings] | None = Non
     daemon = Daemon(settings, reload_settings=reload_settings)
     try:
         return daemon.run()
-    except StartupError as exc:
-        log.error("cannot start: %s", exc)
+    except StartupError as exc:  # once, on stderr (journald records it too)
         print(f"ocrd watch: error: {exc}", file=sys.stderr)
         return 2
