@@ -192,12 +192,14 @@ class Engine:
         """`in_order` with this engine's reader threads and window."""
         return in_order(items, self.submit, self.window)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop the batchers and the vision workers; `wait=False` when the process is about
+        to `os._exit` with files still being read (their workers then exit on their own)."""
         if self._readers is not None:
             self._readers.shutdown(wait=False, cancel_futures=True)
         self.digits.close(timeout=10)
         self.lines.close(timeout=10)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def __enter__(self) -> Engine:
         return self

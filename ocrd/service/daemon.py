@@ -191,7 +191,7 @@ class Daemon:
         if hasattr(self, "outbox"):
             self.outbox.close(timeout=5)
         if hasattr(self, "reader"):
-            self.reader.close()
+            self.reader.close(wait=not left)  # a worker may be deep in a 200-page TIFF
         log.info(
             "stopped: %d done, %d failed, %d duplicates this run",
             self.counters.done,
