@@ -45,23 +45,32 @@ Key = TypeVar("Key")
 # --- the vision worker processes -------------------------------------------------------------
 
 
-def _worker_init() -> None:
-    """Signals are for the parent (it stops us with the pool); exit if it disappears."""
+def _worker_init(owner: int) -> None:
+    """Signals are for the engine's process (it stops us with the pool); exit once it is gone
+    (killed with -9: the fork server would not notice, as every worker holds its pipe open)."""
     import cv2
 
-    # Our parent is the fork server, which exits when the engine's process does (kill -9
-    # included); being re-parented then means nobody will ever send us work.
-    parent = os.getppid()
     cv2.setNumThreads(1)  # one page per process already fills a core
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
-    def watch_parent() -> None:
-        while os.getppid() == parent:
+    def watch_owner() -> None:
+        while _alive(owner):
             time.sleep(PARENT_CHECK_SECONDS)
-        os._exit(0)  # parent killed (kill -9): do not linger as an orphan
+        os._exit(0)  # nobody will ever send us work again
 
-    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    threading.Thread(target=watch_owner, name="owner-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, dead but not yet reaped, is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def extract_document(path: Path, max_pixels: int, pdf_dpi: int) -> tuple[str, int, list[Field]]:
@@ -84,7 +93,9 @@ def _ready() -> int:
 def _vision_pool(workers: int) -> ProcessPoolExecutor:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["ocrd.pipeline"])
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init)
+    return ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+    )
 
 
 # --- the engine ------------------------------------------------------------------------------
