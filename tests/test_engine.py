@@ -86,3 +86,39 @@ def test_engine_reads_what_the_synchronous_pipeline_reads(form_files):
         ]
         assert got.fields, f"{path.name}: nothing read"
     assert engine.digits.stats.items > 0 and engine.digits.stats.batches < engine.digits.stats.items
+
+
+ENGINE_THEN_SLEEP = """
+import time
+from ocrd.config import load_settings
+from ocrd.engine import Engine
+from ocrd.recognition import load_recognizer
+
+if __name__ == "__main__":
+    engine = Engine(load_recognizer(), load_settings({"workers": 2}))
+    engine.warm_up()
+    print(*engine._pool._processes, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_vision_workers_exit_when_the_engine_process_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "engine_then_sleep.py"
+    script.write_text(ENGINE_THEN_SLEEP)
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in child.stdout.readline().split()]
+    assert len(workers) == 2 and all(Path(f"/proc/{pid}").exists() for pid in workers)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "vision workers outlived a killed engine"
