@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from ocrd.cli import daemon, store, vision  # noqa: F401  (registers commands)
+from ocrd.cli import daemon, review, store, vision  # noqa: F401  (registers commands)
 from ocrd.cli.app import app
 
 

@@ -325,6 +325,15 @@ def results(
         Status | None,
         typer.Option(help="Only documents in this state (also lists those without results)."),
     ] = None,
+    needs_review: Annotated[
+        bool, typer.Option("--needs-review", help="Only the fields waiting for review.")
+    ] = False,
+    final: Annotated[
+        bool,
+        typer.Option(
+            "--final", help="text is the reviewed value where there is one (empty if illegible)."
+        ),
+    ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a stable header.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per result.")] = False,
     output: Annotated[
@@ -340,7 +349,8 @@ def results(
     """List or export stored results, oldest first, streamed in constant memory.
 
     CSV columns: path,page,x,y,w,h,text,confidence,kind,model,processed_at,sha256, then
-    document_id,result_id,status,original_name,error,digits (JSON per-digit details).
+    document_id,result_id,status,original_name,error,digits (JSON per-digit details),
+    review_status (accepted, corrected, illegible or empty), reviewed_text.
     """
     from ocrd.store.queries import (
         COLUMNS,
@@ -361,6 +371,8 @@ def results(
         kind=kind.value if kind else None,
         status=status.value if status else None,
         limit=limit,
+        needs_review=needs_review,
+        final=final,
     )
     store = _open(cli_settings(config, database_url=db), write=False)
     table_rows, matching = limit or TABLE_ROWS, 0
@@ -435,6 +447,11 @@ def status(
     console.print(
         "oldest pending: "
         + (f"{oldest['path']} (waiting {_age(oldest['age_seconds'])})" if oldest else "none")
+    )
+    waiting = summary.review_queue
+    console.print(
+        f"review queue: {waiting} field{'s' if waiting != 1 else ''}"
+        + (f", oldest waiting {_age(summary.review_age_seconds)}" if summary.oldest_review else "")
     )
 
 

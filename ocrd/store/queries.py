@@ -9,17 +9,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import Row, Select, Text, cast, func, select
+from sqlalchemy import Row, Select, Text, case, cast, func, select
 
 from ocrd.store.engine import Store
 from ocrd.store.models import Document, DocumentStatus, Result, utcnow
+from ocrd.store.reviews import Review, queue_stats, waiting
 
 # The stable export contract: these columns first, in this order; more may be appended.
 STABLE_COLUMNS = (
     "path", "page", "x", "y", "w", "h", "text", "confidence", "kind", "model",
     "processed_at", "sha256",
 )  # fmt: skip
-EXTRA_COLUMNS = ("document_id", "result_id", "status", "original_name", "error", "digits")
+EXTRA_COLUMNS = ("document_id", "result_id", "status", "original_name", "error", "digits",
+                 "review_status", "reviewed_text")  # fmt: skip
 COLUMNS = STABLE_COLUMNS + EXTRA_COLUMNS
 
 STREAM_BATCH = 2000
@@ -68,17 +70,23 @@ class ResultFilter:
     kind: str | None = None
     status: str | None = None  # with a status, documents without results are listed too
     limit: int | None = None
+    needs_review: bool = False  # only the fields waiting for review
+    final: bool = False  # ``text`` is the reviewed value where there is one ("" if illegible)
 
 
 def results_query(filters: ResultFilter) -> Select:
     processed_at = Document.finished_at.label("processed_at")
+    text = Result.text
+    if filters.final:
+        text = case((Review.id.is_not(None), func.coalesce(Review.text, "")), else_=Result.text)
     columns = [
-        Document.path, Result.page, Result.x, Result.y, Result.w, Result.h, Result.text,
+        Document.path, Result.page, Result.x, Result.y, Result.w, Result.h, text.label("text"),
         Result.confidence, Result.kind, Result.model, processed_at, Document.sha256,
         Document.id.label("document_id"), Result.id.label("result_id"), Document.status,
         Document.original_name, Document.error,
         # the stored JSON text as is: exporting never parses and re-serialises it
         cast(Result.digits, Text).label("digits"),
+        Review.status.label("review_status"), Review.text.label("reviewed_text"),
     ]  # fmt: skip
     query = select(*columns).select_from(Document)
     if filters.status:
@@ -86,6 +94,9 @@ def results_query(filters: ResultFilter) -> Select:
         query = query.where(Document.status == filters.status)
     else:
         query = query.join(Result, Result.document_id == Document.id)
+    query = query.outerjoin(Review, Review.result_id == Result.id)
+    if filters.needs_review:
+        query = query.where(waiting())
     if filters.since is not None:
         query = query.where(Document.finished_at >= filters.since)
     if filters.until is not None:
@@ -157,6 +168,14 @@ class StatusSummary:
     window_minutes: int = 60
     files_last_window: int = 0  # done or failed in the window
     results_last_window: int = 0
+    review_queue: int = 0  # fields waiting for a person
+    oldest_review: datetime | None = None  # when the oldest of them was read
+
+    @property
+    def review_age_seconds(self) -> float:
+        if self.oldest_review is None:
+            return 0.0
+        return (utcnow() - self.oldest_review).total_seconds()
 
     @property
     def files_per_minute(self) -> float:
@@ -180,6 +199,9 @@ class StatusSummary:
             "window_minutes": self.window_minutes,
             "files_per_minute": round(self.files_per_minute, 3),
             "results_per_minute": round(self.results_per_minute, 3),
+            "review_queue": self.review_queue,
+            "oldest_review": format_time(self.oldest_review) or None,
+            "review_age_seconds": round(self.review_age_seconds, 1),
         }
 
 
@@ -219,4 +241,5 @@ def status_summary(store: Store, *, window_minutes: int = 60) -> StatusSummary:
         summary.results_last_window = session.scalar(
             select(func.count()).select_from(Result).where(Result.created_at >= window_start)
         ) or 0  # fmt: skip
+        summary.review_queue, summary.oldest_review = queue_stats(session)
     return summary
