@@ -28,6 +28,7 @@ def write_page(path: Path) -> Path:
     for (written, *_), box in zip(FIELDS, FIELD_BOXES, strict=True):
         cv2.rectangle(page, (box.x, box.y), (box.x + box.w, box.y + box.h), 0, 2)
         cv2.putText(page, written, (box.x + 20, box.y + 70), cv2.FONT_HERSHEY_SIMPLEX, 2.4, 0, 5)
+    cv2.putText(page, path.name, (560, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)  # unique content
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), page)
     return path
@@ -64,6 +65,7 @@ def store_page(store, folder: Path, name: str = "form-1.png", template: str = "i
 
 def store_failed(store, folder: Path, name: str = "broken.png") -> int:  # noqa: ANN001
     path = folder / name
+    folder.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"not an image")
     with store.session() as session:
         document = documents.register(session, path, documents.digest_file(path))
