@@ -43,7 +43,17 @@ def upgrade() -> None:
     )
     op.create_index("uq_reviews_result_id", "reviews", ["result_id"], unique=True)
     op.create_index("ix_reviews_reviewed_at", "reviews", ["reviewed_at"])
+    # The queue, oldest first: only the marked results, in id order (a partial index stays
+    # small however many sure results the table holds).
+    op.create_index(
+        "ix_results_review_queue",
+        "results",
+        ["id"],
+        sqlite_where=sa.text("needs_review = 1"),
+        postgresql_where=sa.text("needs_review"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_results_review_queue", table_name="results")
     op.drop_table("reviews")

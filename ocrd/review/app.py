@@ -85,13 +85,14 @@ class ReviewApp:
 
     def queue_page(self, request: Request) -> Response:
         filters, problems = _queue_filter(request)
-        items, count, choices = self.read(
+        (items, pages), count, choices = self.read(
             lambda s: (
                 queries.queue_items(s, filters, limit=QUEUE_BATCH),
                 queries.queue_count(s, filters),
                 queries.queue_choices(s),
             )
         )
+        self.images.warm(pages)
         return self.render(
             request, "queue.html", items=items, count=count, choices=choices,
             filters=request.query_params, problems=problems,
@@ -103,12 +104,13 @@ class ReviewApp:
             return JSONResponse({"error": "; ".join(problems)}, status_code=400)
         after = _int_param(request, "after", 0)
         limit = min(50, max(1, _int_param(request, "limit", QUEUE_BATCH)))
-        items, count = self.read(
+        (items, pages), count = self.read(
             lambda s: (
                 queries.queue_items(s, filters, after=after, limit=limit),
                 queries.queue_count(s, filters),
             )
         )
+        self.images.warm(pages)
         return JSONResponse({"count": count, "items": items})
 
     def result_api(self, request: Request) -> Response:

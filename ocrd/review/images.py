@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -29,21 +30,45 @@ class ImageUnavailable(Exception):
 
 
 class _LRU:
+    """A small LRU cache whose values are made outside its lock; a second request for a value
+    being made waits for that one instead of making it again."""
+
     def __init__(self, size: int) -> None:
         self.size = size
         self._items: OrderedDict[object, object] = OrderedDict()
+        self._making: dict[object, Future] = {}
         self._lock = threading.Lock()
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._items or key in self._making
 
     def get_or_make(self, key: object, make: Callable[[], object]) -> object:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        value = make()  # outside the lock: two requests may decode at once, never block
+            making = self._making.get(key)
+            if making is None:
+                making = self._making[key] = Future()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            return making.result()
+        try:
+            value = make()
+        except BaseException as exc:
+            with self._lock:
+                del self._making[key]
+            making.set_exception(exc)
+            raise
         with self._lock:
+            del self._making[key]
             self._items[key] = value
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+        making.set_result(value)
         return value
 
 
@@ -55,15 +80,33 @@ class PageImages:
         self.pdf_dpi = pdf_dpi
         self._pages = _LRU(PAGE_CACHE)
         self._crops = _LRU(CROP_CACHE)
+        self._warmer = ThreadPoolExecutor(1, thread_name_prefix="review-warm")
 
     def page(self, path: str, number: int) -> np.ndarray:
         file = Path(path)
+        key = self._page_key(path, number)
+        return self._pages.get_or_make(key, lambda: self._decode(file, number))  # type: ignore[return-value]
+
+    @staticmethod
+    def _page_key(path: str, number: int) -> tuple[str, int, int]:
         try:
-            stamp = file.stat().st_mtime_ns
+            stamp = Path(path).stat().st_mtime_ns  # a replaced file is decoded afresh
         except OSError:
             raise ImageUnavailable("the document's file is no longer where ocrd put it") from None
-        key = (path, stamp, number)
-        return self._pages.get_or_make(key, lambda: self._decode(file, number))  # type: ignore[return-value]
+        return (path, stamp, number)
+
+    def warm(self, pages: Iterable[tuple[str, int]]) -> None:
+        """Decode these pages in the background (the queue's next items), one at a time, so
+        that their crops are cut from memory when the browser asks for them."""
+        for path, number in dict.fromkeys(pages):
+            self._warmer.submit(self._warm_one, path, number)
+
+    def _warm_one(self, path: str, number: int) -> None:
+        try:
+            if self._page_key(path, number) not in self._pages:
+                self.page(path, number)
+        except ImageUnavailable:
+            pass  # the request for the crop will say why
 
     def _decode(self, file: Path, number: int) -> np.ndarray:
         try:

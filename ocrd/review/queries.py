@@ -46,23 +46,23 @@ def _filtered(query: Select, filters: QueueFilter) -> Select:
 
 def queue_items(
     session: Session, filters: QueueFilter, *, after: int = 0, limit: int = 5
-) -> list[dict[str, Any]]:
-    """The next ``limit`` waiting fields after result id ``after``, oldest first."""
-    query = _filtered(_field_select().where(waiting(), Result.id > after), filters)
+) -> tuple[list[dict[str, Any]], list[tuple[str, int]]]:
+    """The next ``limit`` waiting fields after result id ``after``, oldest first, and the
+    (file, page) each is cut from (for the server only: the page never sees paths)."""
+    query = select(Result, Document.original_name, Document.path).join(Document)
+    query = _filtered(query.where(waiting(), Result.id > after), filters)
     rows = session.execute(query.order_by(Result.id).limit(limit)).all()
-    return [field_item(*row) for row in rows]
+    return [field_item(*row, None) for row in rows], [(row[2], row[0].page) for row in rows]
 
 
 def queue_count(session: Session, filters: QueueFilter) -> int:
-    query = select(func.count()).select_from(Result)
-    query = query.outerjoin(Review, Review.result_id == Result.id).where(waiting())
+    query = select(func.count()).select_from(Result).where(waiting())
     return session.scalar(_filtered(query, filters)) or 0
 
 
 def queue_choices(session: Session) -> dict[str, list[str]]:
     """Templates and fields that have waiting items (for the filter menus)."""
-    base = select(Result.template, Result.field).outerjoin(Review, Review.result_id == Result.id)
-    rows = session.execute(base.where(waiting()).distinct()).all()
+    rows = session.execute(select(Result.template, Result.field).where(waiting()).distinct()).all()
     return {
         "templates": sorted({t for t, _ in rows if t}),
         "fields": sorted({f for _, f in rows if f}),
@@ -173,7 +173,6 @@ def _field_counts(session: Session, ids: list[int]) -> dict[int, tuple[int, int]
     waiting_flag = func.sum(case((waiting(), 1), else_=0))
     rows = session.execute(
         select(Result.document_id, func.count(), waiting_flag)
-        .outerjoin(Review, Review.result_id == Result.id)
         .where(Result.document_id.in_(ids))
         .group_by(Result.document_id)
     ).all()
