@@ -22,6 +22,16 @@ FIELDS = [
 FIELD_BOXES = [Box(60 + 0 * 0, 80 + 140 * i, 330, 90) for i in range(len(FIELDS))]
 
 
+def glyph_boxes(box: Box, text: str) -> list[Box]:
+    """Where ``write_page`` put each character of ``text`` in ``box`` (page pixels)."""
+    boxes, x = [], box.x + 20
+    for char in text:
+        (width, height), _ = cv2.getTextSize(char, cv2.FONT_HERSHEY_SIMPLEX, 2.4, 5)
+        boxes.append(Box(x - 2, box.y + 70 - height - 4, width + 4, height + 10))
+        x += width
+    return boxes
+
+
 def write_page(path: Path) -> Path:
     """A 900 x 800 scan-like page with each field's written digits in its box."""
     page = np.full((800, 900), 255, np.uint8)
@@ -37,10 +47,9 @@ def write_page(path: Path) -> Path:
 def reading(template: str = "invoice") -> DocumentReading:
     fields = []
     for (_written, text, confidence, review, name), box in zip(FIELDS, FIELD_BOXES, strict=True):
-        step = box.w // max(1, len(text))
         digits = [
-            DigitReading(d, confidence, Box(box.x + k * step, box.y, step, box.h), "8", 0.2)
-            for k, d in enumerate(text)
+            DigitReading(d, confidence, glyph, "8", 0.2)
+            for d, glyph in zip(text, glyph_boxes(box, text), strict=True)
         ]
         fields.append(
             FieldReading(
