@@ -128,3 +128,22 @@ def test_review_command_serves_the_page(sqlite_url: str, tmp_path: Path) -> None
         server.terminate()
         output = server.communicate(timeout=30)[0]
     assert f"review page on http://127.0.0.1:{port}/" in output
+
+
+def test_daemon_serves_the_review_page_when_review_port_is_set(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .test_daemon import Watcher, folders
+
+    root = folders(tmp_path)
+    port = _free_port()
+    monkeypatch.setenv("OCRD_REVIEW_PORT", str(port))
+    watcher = Watcher(tmp_path, "reviewing", root / "inbox", sqlite_url)
+    try:
+        watcher.wait_ready()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/queue", timeout=10) as r:
+            assert json.load(r) == {"count": 0, "items": []}
+    finally:
+        code = watcher.stop()
+    assert code == 0, watcher.log()
+    assert f"review page on http://127.0.0.1:{port}/" in watcher.log()

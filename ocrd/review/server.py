@@ -55,3 +55,11 @@ class ReviewServer:
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def serve_beside_daemon(store: Store, settings: Settings) -> ReviewServer:
+    """The review page on 127.0.0.1:``review_port`` in a thread of the daemon (its own store
+    connection pool, the daemon's settings). Raises OSError when the port cannot be had."""
+    server = ReviewServer(build_app(store, settings), DEFAULT_HOST, settings.review_port)
+    server.start()
+    return server
