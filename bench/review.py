@@ -6,8 +6,9 @@ Fills a fresh database with 2,200 read A4 pages (300 dpi PNG files on disk, 10 f
 times, over HTTP with one keep-alive connection as a browser would:
 
 - queue load: GET /queue (the HTML page with the count and the first items);
-- per item: what a reviewer's keystroke costs: POST the decision, GET the next items
-  (/api/queue?after=...) and GET the next item's crop (rendered from its page file, cached).
+- per item: what a reviewer's keystroke costs, with the page's own request pattern: POST the
+  decision, GET the next batch of items when 3 are left (/api/queue?after=...), GET the next
+  item's crop (cut from its page file; the pages of listed items are decoded in the background).
 
 Every item's page is a different file, so each tenth crop decodes a whole page (cold).
 
@@ -155,21 +156,26 @@ def run(url: str, folder: Path, items: int) -> dict[str, object]:
             page = client.request("GET", "/queue")
             loads.append(time.perf_counter() - started)
         assert f">{waiting}</span> field(s) waiting".encode() in page, "queue count"
-        current = json.loads(client.request("GET", "/api/queue?limit=1"))["items"][0]
-        client.request("GET", current["crop_url"])
+        # As the page does: items come in batches of 5, the next batch is asked for when 3
+        # are left; after each decision the next item's crop is fetched.
+        queue = json.loads(client.request("GET", "/api/queue?limit=5"))["items"]
+        client.request("GET", queue[0]["crop_url"])
         cycles, crops, posts = [], [], []
         for _ in range(items):
             started = time.perf_counter()
+            current = queue.pop(0)
             client.request("POST", f"/api/results/{current['id']}/review", {"action": "accept"})
             posts.append(time.perf_counter() - started)
-            batch = json.loads(client.request("GET", f"/api/queue?after={current['id']}&limit=5"))
-            current = batch["items"][0]
+            if len(queue) <= 3:
+                batch = json.loads(client.request("GET", f"/api/queue?after={queue[-1]['id']}"))
+                queue.extend(batch["items"])
             crop_started = time.perf_counter()
-            client.request("GET", current["crop_url"])
+            client.request("GET", queue[0]["crop_url"])
             done = time.perf_counter()
             cycles.append(done - started)
             crops.append(done - crop_started)
-        assert batch["count"] == waiting - items, "every decision left the queue"
+        left = json.loads(client.request("GET", "/api/queue?limit=1"))["count"]
+        assert left == waiting - items, "every decision left the queue"
     finally:
         client.connection.close()
         server.stop()

@@ -8,6 +8,7 @@ POST /api/results/{id}/review. Images by id only: /crops/{result_id}.png,
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ QUEUE_BATCH = 5  # items per fetch; the page asks for more before it runs out
 ACTIONS = {"accept": ReviewStatus.ACCEPTED, "correct": ReviewStatus.CORRECTED,
            "illegible": ReviewStatus.ILLEGIBLE}  # fmt: skip
 SESSION_HOURS = 12
+CHOICES_SECONDS = 30.0
 
 
 class ReviewApp:
@@ -59,6 +61,7 @@ class ReviewApp:
         self.access = access
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["pager"] = _with_page
+        self._choices_cache: tuple[float, dict[str, list[str]]] | None = None
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -89,7 +92,7 @@ class ReviewApp:
             lambda s: (
                 queries.queue_items(s, filters, limit=QUEUE_BATCH),
                 queries.queue_count(s, filters),
-                queries.queue_choices(s),
+                self._choices(s),
             )
         )
         self.images.warm(pages)
@@ -97,6 +100,13 @@ class ReviewApp:
             request, "queue.html", items=items, count=count, choices=choices,
             filters=request.query_params, problems=problems,
         )  # fmt: skip
+
+    def _choices(self, session) -> dict[str, list[str]]:  # noqa: ANN001 (Session)
+        """The filter menus, re-read at most every CHOICES_SECONDS (they change slowly)."""
+        now = time.monotonic()
+        if self._choices_cache is None or now - self._choices_cache[0] > CHOICES_SECONDS:
+            self._choices_cache = (now, queries.queue_choices(session))
+        return self._choices_cache[1]
 
     def queue_api(self, request: Request) -> Response:
         filters, problems = _queue_filter(request)
