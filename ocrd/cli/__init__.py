@@ -1,13 +1,15 @@
 """Command-line interface. Each module registers its commands on the shared `app`:
 
 - store.py:  process, results, status, config, db   (store / foundation)
+- show.py:   show                                    (one document)
 - vision.py: read, inspect                           (vision)
 - daemon.py: watch, retry                            (service)
+- review.py: review                                  (the review page)
 """
 
 from __future__ import annotations
 
-from ocrd.cli import daemon, review, store, vision  # noqa: F401  (registers commands)
+from ocrd.cli import daemon, review, show, store, vision  # noqa: F401  (registers commands)
 from ocrd.cli.app import app
 
 
