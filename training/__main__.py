@@ -7,6 +7,7 @@ Examples:
     python -m training digit --epochs 3 --seed 2 --init ocrd/models/digits.keras     # stage 2
     python -m training evaluate              # figures for the models in --out
     python -m training export --out /tmp/savedmodels
+    python -m training export --litert       # ocrd/models/*.tflite, after new Keras weights
     python -m training corrections --db sqlite:///ocrd.db --out /tmp/corrections
     python -m training digit --epochs 2 --init ocrd/models/digits.keras --extra /tmp/corrections
 """
@@ -75,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         "pages (written with training digits only)",
     )
     parser.add_argument(
+        "--litert",
+        action="store_true",
+        help="export: convert the shipped Keras models to LiteRT (.tflite) beside them and "
+        "record them in the manifest (the CPU runtime)",
+    )
+    parser.add_argument(
         "--model-version",
         default="1.0",
         help="version recorded in the manifest (a continued --init stage bumps it, e.g. 1.1)",
@@ -126,8 +133,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     else:
-        from training.export import export_saved_models
+        from training.export import export_litert, export_saved_models
 
+        if args.litert:
+            for path in export_litert(args.out or DEFAULT_MODELS_DIR):
+                _log(f"converted {path}")
+            return 0
         if args.out is None:
             parser.error("export needs --out (a folder for the SavedModels)")
         for path in export_saved_models(DEFAULT_MODELS_DIR, args.out):
