@@ -58,6 +58,8 @@ class Settings:
     pdf_dpi: int = 300
     log_level: str = "INFO"
     metrics_port: int = 0  # 0 = no metrics endpoint
+    review_port: int = 0  # the review page (`ocrd review`, and the daemon when not 0)
+    accept_confidence: float = 0.9  # fields read less sure than this go to the review queue
     worker_id: str = field(default_factory=_default_worker_id)
     templates_dir: Path = Path("templates")  # form templates (*.toml); reloaded on SIGHUP
     # name -> "flag" | "env" | "file:<path>" | "default"
@@ -133,6 +135,13 @@ def _positive_int(value: object) -> int:
     return number
 
 
+def _fraction(value: object) -> float:
+    number = _parse_float(value)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"must be between 0 and 1, got {value!r}")
+    return number
+
+
 PARSERS: dict[str, Callable[[object], Any]] = {
     "database_url": lambda v: str(v).strip(),
     "inbox": lambda v: Path(str(v)).expanduser(),
@@ -152,6 +161,8 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "pdf_dpi": _positive_int,
     "log_level": _parse_log_level,
     "metrics_port": _non_negative(_parse_int),
+    "review_port": _non_negative(_parse_int),
+    "accept_confidence": _fraction,
     "worker_id": lambda v: str(v).strip(),
     "templates_dir": lambda v: Path(str(v)).expanduser(),
 }

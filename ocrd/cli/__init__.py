@@ -5,11 +5,12 @@
 - vision.py: read, inspect                           (vision)
 - daemon.py: watch, retry                            (service)
 - templates.py: template create | list | show | check (form templates)
+- review.py: review                                  (the review page)
 """
 
 from __future__ import annotations
 
-from ocrd.cli import daemon, show, store, templates, vision  # noqa: F401  (registers commands)
+from ocrd.cli import daemon, review, show, store, templates, vision  # noqa: F401  (registers commands)
 from ocrd.cli.app import app
 
 

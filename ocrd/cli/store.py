@@ -437,6 +437,15 @@ def results(
         Status | None,
         typer.Option(help="Only documents in this state (also lists those without results)."),
     ] = None,
+    needs_review: Annotated[
+        bool, typer.Option("--needs-review", help="Only the fields waiting for review.")
+    ] = False,
+    final: Annotated[
+        bool,
+        typer.Option(
+            "--final", help="text is the reviewed value where there is one (empty if illegible)."
+        ),
+    ] = False,
     oldest_first: Annotated[
         bool, typer.Option("--oldest-first", help="Oldest documents first (default: newest).")
     ] = False,
@@ -470,9 +479,10 @@ def results(
 
     CSV columns: path,page,x,y,w,h,text,confidence,kind,model,processed_at,sha256, then
     document_id,result_id,status,original_name,error,digits (JSON per-digit details),
-    duplicate_of,duplicate_of_path,needs_review,review_reason,template,field. With
-    --template NAME --wide: path,page,processed_at,sha256,document_id, the template's fields
-    in its order, then needs_review (the fields a person should check).
+    duplicate_of,duplicate_of_path,needs_review,review_reason, review_status (accepted,
+    corrected, illegible or empty), reviewed_text, template,field. With --template NAME
+    --wide: path,page,processed_at,sha256,document_id, the template's fields in its order,
+    then needs_review (the fields a person should check).
     """
     from ocrd.store.queries import (
         COLUMNS,
@@ -492,6 +502,8 @@ def results(
         kind=kind.value if kind else None,
         status=status.value if status else None,
         limit=limit,
+        needs_review=needs_review,
+        final=final,
         oldest_first=oldest_first,
         template=template,
     )
@@ -619,6 +631,11 @@ def status(
     console.print(
         "oldest pending: "
         + (f"{oldest['path']} (waiting {_age(oldest['age_seconds'])})" if oldest else "none")
+    )
+    waiting = summary.review_queue
+    console.print(
+        f"review queue: {waiting} field{'s' if waiting != 1 else ''}"
+        + (f", oldest waiting {_age(summary.review_age_seconds)}" if summary.oldest_review else "")
     )
     _print_failures(console, summary)
 
