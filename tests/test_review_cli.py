@@ -56,7 +56,7 @@ def test_csv_appends_review_columns_and_keeps_the_machine_text(reviewed) -> None
     assert result.exit_code == 0, result.output
     header = result.output.splitlines()[0].split(",")
     assert tuple(header[:12]) == STABLE_COLUMNS
-    assert header[-2:] == ["review_status", "reviewed_text"]
+    assert header[-4:-2] == ["review_status", "reviewed_text"]  # then template, field
     got = [(r["text"], r["review_status"], r["reviewed_text"]) for r in rows(result.output)]
     assert got == [("4711", "accepted", "4711"), ("2028", "corrected", "2026"),
                    ("1294", "illegible", ""), ("77", "", ""), ("305", "", "")]  # fmt: skip
