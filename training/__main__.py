@@ -71,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         "pages (written with training digits only)",
     )
     parser.add_argument(
+        "--mix",
+        choices=["mnist", "real"],
+        default="mnist",
+        help="sequence: data mix; 'real' trains mostly on real ORAND-CAR-A lines and strings "
+        "composed from their digits (other writers)",
+    )
+    parser.add_argument(
         "--model-version",
         default="1.0",
         help="version recorded in the manifest (a continued --init stage bumps it, e.g. 1.1)",
@@ -96,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from training.sequence import train_sequence
 
-            entry = train_sequence(epochs=args.epochs or 16, grow=args.grow, **common)
+            entry = train_sequence(
+                epochs=args.epochs or 16, grow=args.grow, mix=args.mix, **common
+            )
         _log(json.dumps(entry["metrics"], indent=1))
     elif args.command == "evaluate":
         from training.evaluate import evaluate_shipped

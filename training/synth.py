@@ -105,6 +105,22 @@ def random_affine(image: np.ndarray, rng: np.random.Generator, strength: float =
     return cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR)
 
 
+def elastic(image: np.ndarray, rng: np.random.Generator, alpha: float = 0.08,
+            sigma: float = 0.12) -> np.ndarray:  # fmt: skip
+    """Smooth random displacement of the ink (Simard et al. 2003): another writer's wobble.
+
+    `alpha` and `sigma` are fractions of the image height, so the effect is scale-free."""
+    height, width = image.shape
+    blur = max(1.0, sigma * height)
+    field_x = cv2.GaussianBlur(rng.uniform(-1, 1, image.shape).astype(np.float32), (0, 0), blur)
+    field_y = cv2.GaussianBlur(rng.uniform(-1, 1, image.shape).astype(np.float32), (0, 0), blur)
+    peak = max(float(np.abs(field_x).max()), float(np.abs(field_y).max()), 1e-6)
+    scale = alpha * height / peak
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32),
+                                 np.arange(height, dtype=np.float32))  # fmt: skip
+    return cv2.remap(image, grid_x + field_x * scale, grid_y + field_y * scale, cv2.INTER_LINEAR)
+
+
 def random_thickness(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Thinner or thicker strokes, scaled to the glyph size (pens and scanners differ)."""
     size = max(1, round(min(image.shape) / 28))
