@@ -56,6 +56,7 @@ class Settings:
     workers: int = field(default_factory=_default_workers)
     max_pixels: int = 200_000_000  # larger pages are rejected (decompression bombs)
     pdf_dpi: int = 300
+    input_kind: str = "auto"  # what files hold: auto | page (forms) | field | digit
     log_level: str = "INFO"
     metrics_port: int = 0  # 0 = no metrics endpoint
     worker_id: str = field(default_factory=_default_worker_id)
@@ -149,6 +150,7 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "workers": _positive_int,
     "max_pixels": _positive_int,
     "pdf_dpi": _positive_int,
+    "input_kind": _choice("auto", "page", "field", "digit"),
     "log_level": _parse_log_level,
     "metrics_port": _non_negative(_parse_int),
     "worker_id": lambda v: str(v).strip(),

@@ -48,15 +48,22 @@ if TYPE_CHECKING:
 DEFAULT_MAX_PIXELS = 200_000_000
 DIGIT_LAYOUTS = frozenset({"comb", "single"})
 DISAGREEMENT_PENALTY = 0.7
+FIELD_ALIGN = True
+ACCEPT_CONFIDENCE = 0.9  # fields below it are marked needs_review
 SURE_DIGIT = 0.8
 
 
 def extract_fields(
-    path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, pdf_dpi: int = 300
+    path: Path,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    pdf_dpi: int = 300,
+    input_kind: str = "auto",
 ) -> Iterator[tuple[Page, list[Field]]]:
-    """Each page of the file with its fields, one page at a time. Raises BadInputError."""
+    """Each page of the file with its fields, one page at a time. Raises BadInputError.
+    `input_kind`: auto | page | field | digit (`ocrd.vision.kinds`)."""
     for page in iter_pages(Path(path), max_pixels=max_pixels, pdf_dpi=pdf_dpi):
-        yield page, find_fields(page)
+        yield page, find_fields(page, input_kind)
 
 
 def read_fields(fields: Sequence[Field], recognizer: Recognizer) -> list[FieldReading | None]:
@@ -87,12 +94,14 @@ def read_document(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     pdf_dpi: int = 300,
+    input_kind: str = "auto",
 ) -> DocumentReading:
     """Everything read from one file (models loaded lazily). Raises BadInputError."""
     path = Path(path)
     media_type = sniff_media_type(path)
     document = DocumentReading(media_type=media_type, pages=0)
-    for page, fields in extract_fields(path, max_pixels=max_pixels, pdf_dpi=pdf_dpi):
+    pages = extract_fields(path, max_pixels=max_pixels, pdf_dpi=pdf_dpi, input_kind=input_kind)
+    for page, fields in pages:
         document.pages = page.number
         if fields and recognizer is None:  # bad files fail before the models load
             from ocrd.recognition import load_recognizer
@@ -111,6 +120,8 @@ def fuse(
     model_name: str,
 ) -> FieldReading | None:
     """One text + confidence for a field from the two readers (policy in the module doc)."""
+    if field.layout == "field":
+        return _field_image_reading(field, line, digits, model_name)
     if digits and not any(d.is_digit for d in digits):
         return None
     every_blob = list(zip(digits, field.digit_boxes, strict=False))
@@ -154,6 +165,31 @@ def fuse(
         kind=field.kind,
         model=model_name,
         digits=details,
+    )
+
+
+def _field_image_reading(
+    field: Field,
+    line: LinePrediction | None,
+    digits: list[DigitPrediction],
+    model_name: str,
+) -> FieldReading | None:
+    """A whole image holding one number: the sequence model reads it (it was trained on
+    such images); where the classifier's blobs line up one-to-one with its digits, each
+    position takes the surer reader."""
+    if line is None or not line.text:
+        return None
+    pairs = [(d, box) for d, box in zip(digits, field.digit_boxes, strict=False) if d.is_digit]
+    if FIELD_ALIGN and len(pairs) == len(line.text):
+        return _aligned_reading(field, pairs, line, model_name)
+    return FieldReading(
+        page=field.page,
+        box=field.box,
+        text=line.text,
+        confidence=float(np.clip(line.confidence, 0.0, 1.0)),
+        kind=field.kind,
+        model=model_name,
+        digits=_digit_details(field, line.text, None, line),
     )
 
 

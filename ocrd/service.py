@@ -298,7 +298,10 @@ class BatchedReader:
         pending = []
         pages = 0
         for page, fields in extract_fields(
-            path, max_pixels=self.settings.max_pixels, pdf_dpi=self.settings.pdf_dpi
+            path,
+            max_pixels=self.settings.max_pixels,
+            pdf_dpi=self.settings.pdf_dpi,
+            input_kind=self.settings.input_kind,
         ):
             pages = max(pages, page.number)
             for fld in fields:

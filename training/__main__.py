@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         "--mix",
         choices=["mnist", "real"],
         default="mnist",
-        help="sequence: data mix; 'real' trains mostly on real ORAND-CAR-A lines and strings "
-        "composed from their digits (other writers)",
+        help="data mix; 'real' adds other writers: for sequence, mostly real ORAND-CAR-A lines "
+        "and strings composed from their digits; for digit, ORAND-CAR-A digit boxes and style "
+        "variants (training/styles.py)",
     )
     parser.add_argument(
         "--model-version",
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "digit":
             from training.digits import train_digits
 
-            entry = train_digits(epochs=args.epochs or 8, form_pages=args.form_pages, **common)
+            entry = train_digits(
+                epochs=args.epochs or 8, form_pages=args.form_pages, mix=args.mix, **common
+            )
         else:
             from training.sequence import train_sequence
 

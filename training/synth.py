@@ -38,8 +38,14 @@ def font_files() -> tuple[Path, ...]:
     for folder in FONT_DIRS:
         if folder.is_dir():
             found.update(p for p in folder.rglob("*") if p.suffix.lower() in (".ttf", ".otf"))
-    # Math/symbol fonts draw digits oddly; keep text faces.
-    return tuple(sorted(p for p in found if "Math" not in p.name))
+    # Math/symbol fonts draw digits oddly; keep text faces. Handwriting fonts
+    # (training/styles.py) are not print: the printed set stays the same with them installed.
+    from training.styles import HANDWRITING_FONT_DIRS
+
+    def handwriting(path: Path) -> bool:
+        return any(folder in path.parents for folder in HANDWRITING_FONT_DIRS)
+
+    return tuple(sorted(p for p in found if "Math" not in p.name and not handwriting(p)))
 
 
 def crop_to_ink(image: np.ndarray, threshold: int = 0) -> np.ndarray:

@@ -141,6 +141,7 @@ class FileProcessor:
                 recognizer,
                 max_pixels=self.settings.max_pixels,
                 pdf_dpi=self.settings.pdf_dpi,
+                input_kind=self.settings.input_kind,
             )
         except BadInputError as exc:
             reason = str(exc) or "bad input"
@@ -213,6 +214,15 @@ def process(
             show_default=False,
         ),
     ] = None,
+    input_kind: Annotated[
+        str | None,
+        typer.Option(
+            "--input-kind",
+            help="What the files hold: auto | page | field | digit (setting: input_kind; "
+            "default auto, decided from each image's content).",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -222,7 +232,9 @@ def process(
     failure is named on stderr with its reason), 2 for bad arguments.
     """
     duplicates = None if reprocess is None else ("reprocess" if reprocess else "skip")
-    settings = cli_settings(config, database_url=db, recursive=recursive, duplicates=duplicates)
+    settings = cli_settings(
+        config, database_url=db, recursive=recursive, duplicates=duplicates, input_kind=input_kind
+    )
     files = collect_files(paths, recursive=settings.recursive, ignore=settings.ignore)
     store = _open(settings, write=True)
     processor = FileProcessor(store, settings)

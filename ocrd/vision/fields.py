@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ocrd.normalize import normalize_digit, normalize_line
+from ocrd.normalize import ink_from_paper, normalize_digit, normalize_line
 from ocrd.types import Box, Field, Page
 from ocrd.vision.cleanup import CleanPage, clean_page, components
+from ocrd.vision.kinds import classify_input
 from ocrd.vision.structure import Frame, Structure, column_runs, find_structure
 
 PRINTED_MAX_HEIGHT_IN = 0.16  # printed form text is 8-14 pt; handwriting is taller
@@ -58,10 +59,17 @@ class Group:
     kind: str = "handwritten"
 
 
-def find_fields(page: Page) -> list[Field]:
-    """Digit fields on a page, boxes in the page's own pixels, crops ready for the models."""
+def find_fields(page: Page, input_kind: str = "auto") -> list[Field]:
+    """Digit fields on a page, boxes in the page's own pixels, crops ready for the models.
+
+    `input_kind` says what the image holds (`ocrd.vision.kinds`): "page" (a form: fields
+    are searched for), "field" (one written number: read as one string), "digit", or
+    "auto" (decided from the content)."""
     if min(page.image.shape[:2]) < MIN_PAGE_SIDE:
         return []  # a sliver cannot hold a digit
+    kind = classify_input(page.image, page.dpi) if input_kind == "auto" else input_kind
+    if kind in ("field", "digit"):
+        return _whole_image_field(page, single=kind == "digit")
     clean = clean_page(page.image, page.dpi)
     fields = _fields_on(page, clean)
     if not fields and not clean.snapshot and page.dpi < 100:
@@ -69,6 +77,26 @@ def find_fields(page: Page) -> list[Field]:
         # drawn digit fills it. Read it as one drawing.
         fields = _fields_on(page, clean_page(page.image, page.dpi, snapshot=True))
     return fields
+
+
+def _whole_image_field(page: Page, *, single: bool) -> list[Field]:
+    """The whole image as one field. Its line crop is made exactly as the line model's real
+    training lines were (`ink_from_paper` on the whole image), so what the model learnt
+    from real cheque amounts carries over; digit crops come from the image's blobs."""
+    clean = clean_page(page.image, page.dpi, snapshot=True)
+    structure = Structure(frames=[], ink=clean.ink, binary=clean.binary)
+    _count, labels, stats = components(structure.binary)
+    blobs = _blobs(stats, clean)
+    if not blobs:
+        return []
+    groups = [Group("single", [blobs])] if single else _snapshot_group(blobs)
+    made = _make_field(groups[0], page, clean, structure, labels)
+    if made is None:
+        return []
+    if not single:  # however its blobs group, a field image is read as one string
+        made.layout = "field"
+        made.line_crop = normalize_line(ink_from_paper(page.image))
+    return [made]
 
 
 def _fields_on(page: Page, clean: CleanPage) -> list[Field]:
