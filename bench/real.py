@@ -131,9 +131,9 @@ def main() -> int:
     parser.add_argument("--input-kind", default=None, help="passed to ocrd process")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from ocrd.pipeline import ACCEPT_CONFIDENCE
+    from ocrd.calibration import shipped_calibration
 
-    accept = args.accept if args.accept is not None else ACCEPT_CONFIDENCE
+    accept = args.accept if args.accept is not None else shipped_calibration().accept_confidence
     images = holdout(args.data, args.limit)
     extra = ["--input-kind", args.input_kind] if args.input_kind else []
     print(f"ORAND-CAR-A hold-out: {len(images)} images; models "

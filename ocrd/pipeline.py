@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ocrd.calibration import shipped_calibration
 from ocrd.normalize import LINE_MARGIN
 from ocrd.types import Box, DigitReading, DocumentReading, Field, FieldReading, Page
 from ocrd.vision import find_fields, iter_pages, sniff_media_type
@@ -48,8 +49,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_PIXELS = 200_000_000
 DIGIT_LAYOUTS = frozenset({"comb", "single"})
 DISAGREEMENT_PENALTY = 0.7
-FIELD_ALIGN = True
-ACCEPT_CONFIDENCE = 0.9  # fields below it are marked needs_review
+FIELD_ALIGN = False
 SURE_DIGIT = 0.8
 
 
@@ -66,8 +66,11 @@ def extract_fields(
         yield page, find_fields(page, input_kind)
 
 
-def read_fields(fields: Sequence[Field], recognizer: Recognizer) -> list[FieldReading | None]:
-    """Read a batch of fields with one sequence call and one classifier call; fuse each."""
+def read_fields(
+    fields: Sequence[Field], recognizer: Recognizer, *, calibrated: bool = True
+) -> list[FieldReading | None]:
+    """Read a batch of fields with one sequence call and one classifier call; fuse each
+    (`calibrated=False`: raw fused confidences, for fitting the calibration)."""
     if not fields:
         return []
     has_lines = getattr(recognizer, "has_line_model", True)  # digits-only model sets work too
@@ -84,7 +87,8 @@ def read_fields(fields: Sequence[Field], recognizer: Recognizer) -> list[FieldRe
     for field, line in zip(fields, lines, strict=True):
         digits = list(digit_predictions[start : start + len(field.digit_crops)])
         start += len(field.digit_crops)
-        readings.append(fuse(field, line, digits, recognizer.model_name))
+        combine = fuse if calibrated else _fused
+        readings.append(combine(field, line, digits, recognizer.model_name))
     return readings
 
 
@@ -103,6 +107,7 @@ def read_document(
     pages = extract_fields(path, max_pixels=max_pixels, pdf_dpi=pdf_dpi, input_kind=input_kind)
     for page, fields in pages:
         document.pages = page.number
+        document.notes.extend(page.notes)
         if fields and recognizer is None:  # bad files fail before the models load
             from ocrd.recognition import load_recognizer
 
@@ -118,8 +123,31 @@ def fuse(
     line: LinePrediction | None,
     digits: list[DigitPrediction],
     model_name: str,
+    accept_confidence: float | None = None,
 ) -> FieldReading | None:
-    """One text + confidence for a field from the two readers (policy in the module doc)."""
+    """One text + confidence for a field from the two readers (policy in the module doc).
+
+    The confidence is then calibrated (`ocrd.calibration`: the probability that the whole
+    field is right) and a field below `accept_confidence` (default: the calibration's) is
+    marked needs_review."""
+    reading = _fused(field, line, digits, model_name)
+    if reading is None:
+        return None
+    calibration = shipped_calibration()
+    reading.confidence = calibration.probability(reading.confidence, field.layout)
+    accept = calibration.accept_confidence if accept_confidence is None else accept_confidence
+    if reading.confidence < accept:
+        reading.needs_review = True
+        reading.review_reason = f"confidence {reading.confidence:.3f} < {accept:g}"
+    return reading
+
+
+def _fused(
+    field: Field,
+    line: LinePrediction | None,
+    digits: list[DigitPrediction],
+    model_name: str,
+) -> FieldReading | None:
     if field.layout == "field":
         return _field_image_reading(field, line, digits, model_name)
     if digits and not any(d.is_digit for d in digits):

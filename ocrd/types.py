@@ -42,6 +42,7 @@ class Page:
     number: int  # 1-based
     image: np.ndarray
     dpi: int = 0
+    notes: list[str] = field(default_factory=list)  # warnings vision raised on this page
 
 
 @dataclass

@@ -5,6 +5,7 @@ Examples:
     python -m training sequence --epochs 16 --seed 1
     python -m training sequence --epochs 8 --seed 2 --init ocrd/models/lines.keras  # stage 2
     python -m training digit --epochs 3 --seed 2 --init ocrd/models/digits.keras     # stage 2
+    python -m training calibrate             # field-confidence calibration for --out
     python -m training evaluate              # figures for the models in --out
     python -m training export --out /tmp/savedmodels
 """
@@ -36,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["digit", "sequence", "evaluate", "export"])
+    parser.add_argument(
+        "command", choices=["digit", "sequence", "calibrate", "evaluate", "export"]
+    )
     parser.add_argument(
         "--data",
         type=Path,
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--mix",
-        choices=["mnist", "real"],
+        choices=["mnist", "real", "real-light"],
         default="mnist",
         help="data mix; 'real' adds other writers: for sequence, mostly real ORAND-CAR-A lines "
         "and strings composed from their digits; for digit, ORAND-CAR-A digit boxes and style "
@@ -110,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
                 epochs=args.epochs or 16, grow=args.grow, mix=args.mix, **common
             )
         _log(json.dumps(entry["metrics"], indent=1))
+    elif args.command == "calibrate":
+        from training.calibrate import calibrate
+
+        calibrate(args.out or DEFAULT_MODELS_DIR, args.data, seed=args.seed, log=_log)
     elif args.command == "evaluate":
         from training.evaluate import evaluate_shipped
 

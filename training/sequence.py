@@ -33,7 +33,11 @@ SEPARATORS = ".-,="
 ORAND_VAL_FRACTION = 0.1
 # Share of each epoch per source: real ORAND lines, strings composed from real ORAND digits,
 # MNIST strings, printed strings. "real" is the mix for other writers (issue 10).
-MIXES = {"mnist": (0.12, 0.0, 0.70, 0.18), "real": (0.30, 0.25, 0.30, 0.15)}
+MIXES = {
+    "mnist": (0.12, 0.0, 0.70, 0.18),
+    "real": (0.30, 0.25, 0.30, 0.15),  # tried: ORAND hold-out 83.3% -> 80.6%, not shipped
+    "real-light": (0.22, 0.08, 0.52, 0.18),
+}
 GROWN_PREFIX = "grown_"
 
 
@@ -496,7 +500,7 @@ def train_sequence(
             grow_from(model, start)
         else:
             model.set_weights(start.get_weights())
-        peak, warmup = 4e-4, 100
+        peak, warmup = (4e-4 if mix == "mnist" else 1.5e-4), 100
     schedule = keras.optimizers.schedules.CosineDecay(
         peak / 5, epochs * steps_per_epoch, warmup_target=peak, warmup_steps=warmup
     )
@@ -516,6 +520,8 @@ def train_sequence(
         # score there is inflated, so under that mix the init is not a candidate.
         if mix == "mnist":
             best_accuracy, best_weights = accuracy, model.get_weights()
+        else:  # only the synthetic half of the score is clean for the init
+            best_accuracy, best_weights = synthetic, model.get_weights()
     for epoch in range(epochs):
         losses = []
         for images, labels, label_lengths, frames in batches(
@@ -523,6 +529,8 @@ def train_sequence(
         ):
             losses.append(float(step(images, labels, label_lengths, frames)))
         accuracy, synthetic, real = score()
+        if init is not None and mix != "mnist":
+            accuracy = synthetic  # see above: ORAND-val is inflated for init-descended weights
         log(f"sequence epoch {epoch + 1}/{epochs}: ctc loss {np.mean(losses):.3f} "
             f"val string acc {synthetic:.4f} ORAND-val {real:.4f} "
             f"({time.monotonic() - started:.0f}s)")  # fmt: skip

@@ -19,11 +19,13 @@ from ocrd.normalize import ink_from_paper, normalize_digit, normalize_line
 from ocrd.types import Box, Field, Page
 from ocrd.vision.cleanup import CleanPage, clean_page, components
 from ocrd.vision.kinds import classify_input
+from ocrd.vision.scale import effective_dpi
 from ocrd.vision.structure import Frame, Structure, column_runs, find_structure
 
 PRINTED_MAX_HEIGHT_IN = 0.16  # printed form text is 8-14 pt; handwriting is taller
 MIN_DIGIT_HEIGHT_IN = 0.06
 MIN_PAGE_SIDE = 8
+ONE_GLYPH_ASPECT = 1.3  # one connected unit no wider than this is one digit, not a string
 
 
 @dataclass
@@ -70,7 +72,10 @@ def find_fields(page: Page, input_kind: str = "auto") -> list[Field]:
     kind = classify_input(page.image, page.dpi) if input_kind == "auto" else input_kind
     if kind in ("field", "digit"):
         return _whole_image_field(page, single=kind == "digit")
-    clean = clean_page(page.image, page.dpi)
+    dpi, note = effective_dpi(page.image, page.dpi)
+    if note:
+        page.notes.append(f"page {page.number}: {note}")
+    clean = clean_page(page.image, dpi)
     fields = _fields_on(page, clean)
     if not fields and not clean.snapshot and page.dpi < 100:
         # Nothing page-like on a camera/screen image (72 dpi or none): a photographed or
@@ -90,6 +95,10 @@ def _whole_image_field(page: Page, *, single: bool) -> list[Field]:
     if not blobs:
         return []
     groups = [Group("single", [blobs])] if single else _snapshot_group(blobs)
+    _x, _y, width, height = _extent(blobs)
+    single = single or (len(groups[0].units) == 1 and width <= ONE_GLYPH_ASPECT * height)
+    if single:  # one glyph-shaped unit: a digit after all
+        groups = [Group("single", [blobs])]
     made = _make_field(groups[0], page, clean, structure, labels)
     if made is None:
         return []
