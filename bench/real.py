@@ -2,6 +2,7 @@
 
     python -m bench.real                     # hold-out through `ocrd process`, line model alone
     python -m bench.real --limit 50          # a quick look at the first 50 hold-out images
+    python -m bench.real --forms 0           # without the form pages at 100-600 dpi
     OCRD_MODELS_DIR=runs/x python -m bench.real   # candidate weights instead of the shipped ones
 
 The 216 hold-out images (the fixed, seeded 20% of `training.readers.split_holdout`, never
@@ -123,12 +124,59 @@ def report(images: list[tuple[Path, str]], rows: dict[str, list[dict]], accept: 
     print("misses (truth->read):", " ".join(misses[:40]))
 
 
+def style_digits(count: int = 2000) -> float:
+    """Style variants (training/styles.py) drawn on MNIST t10k bases with a seed stream no
+    training uses: the classifier's accuracy."""
+    from ocrd.normalize import normalize_digit
+    from ocrd.recognition import load_recognizer
+    from training import styles
+    from training.forms import DigitBank
+
+    bank = DigitBank.load("t10k")
+    rng = np.random.default_rng(424242)
+    by_label = [bank.images[bank.by_label[d]] for d in range(10)]
+    samples = [styles.styled_digit(rng, by_label) for _ in range(count)]
+    batch = np.stack([normalize_digit(glyph) for glyph, _ in samples])
+    labels, _ = load_recognizer().recognize_digits(batch)
+    return float(np.mean(labels == np.array([label for _, label in samples])))
+
+
+def forms_by_dpi(pages: int, seed: int = 77) -> None:
+    """Handwritten exact on the same t10k form pages rendered at 100-600 dpi, read with the
+    correct DPI tag, a wrong one (4x, or 1/4 at 600) and none."""
+    from ocrd.pipeline import read_fields
+    from ocrd.recognition import load_recognizer
+    from ocrd.types import Page
+    from ocrd.vision import find_fields
+    from training.forms import DigitBank, best_match, render_page
+
+    bank, recognizer = DigitBank.load("t10k"), load_recognizer()
+    print("dpi   tag: correct  wrong  missing   (handwritten fields read exactly)")
+    for dpi in (100, 150, 200, 300, 600):
+        tallies = {"correct": [], "wrong": [], "missing": []}
+        rng = np.random.default_rng(seed)  # the same pages at every dpi
+        for _ in range(pages):
+            page = render_page(bank, rng, dpi=dpi, degradation="clean")
+            for tag_name, tag in (("correct", dpi), ("wrong", dpi * 4 if dpi < 600 else 150),
+                                  ("missing", 0)):  # fmt: skip
+                fields = find_fields(Page(1, page.image, tag))
+                readings = read_fields(fields, recognizer)
+                found = [(f.box, r) for f, r in zip(fields, readings, strict=True) if r]
+                for truth in page.fields:
+                    if truth.kind != "handwritten":
+                        continue
+                    best = best_match([box for box, _ in found], truth.box)
+                    tallies[tag_name].append(best is not None and found[best][1].text == truth.text)
+        print(f"{dpi:4d}  " + "  ".join(f"{np.mean(v):7.1%}" for v in tallies.values()))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="data sets folder")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--accept", type=float, default=None, help="accept_confidence")
     parser.add_argument("--input-kind", default=None, help="passed to ocrd process")
+    parser.add_argument("--forms", type=int, default=4, help="form pages per dpi (0: skip)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from ocrd.calibration import shipped_calibration
@@ -140,6 +188,9 @@ def main() -> int:
           f"{os.environ.get('OCRD_MODELS_DIR') or 'shipped'}")  # fmt: skip
     report(images, through_process(images, extra), accept)
     print(f"line model alone on the same images: {line_model_alone(images):.1%}")
+    print(f"style-variant digits (t10k bases, unseen seed stream): {style_digits():.1%}")
+    if args.forms:
+        forms_by_dpi(args.forms)
     return 0
 
 

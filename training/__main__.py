@@ -37,9 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "command", choices=["digit", "sequence", "calibrate", "evaluate", "export"]
-    )
+    parser.add_argument("command", choices=["digit", "sequence", "calibrate", "evaluate", "export"])
     parser.add_argument(
         "--data",
         type=Path,
@@ -109,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from training.sequence import train_sequence
 
-            entry = train_sequence(
-                epochs=args.epochs or 16, grow=args.grow, mix=args.mix, **common
-            )
+            entry = train_sequence(epochs=args.epochs or 16, grow=args.grow, mix=args.mix, **common)
         _log(json.dumps(entry["metrics"], indent=1))
     elif args.command == "calibrate":
         from training.calibrate import calibrate

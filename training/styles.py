@@ -151,9 +151,7 @@ def font_digit(digit: str, rng: np.random.Generator) -> np.ndarray | None:
     return glyph if glyph.size and glyph.max() > 0 else None
 
 
-def styled_digit(
-    rng: np.random.Generator, by_label: list[np.ndarray]
-) -> tuple[np.ndarray, int]:
+def styled_digit(rng: np.random.Generator, by_label: list[np.ndarray]) -> tuple[np.ndarray, int]:
     """A style variant of a random digit: drawn onto a real digit of `by_label` (raw MNIST
     images per label), drawn from strokes, or from a handwriting font."""
     choice = rng.random()

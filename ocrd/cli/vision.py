@@ -32,7 +32,6 @@ PdfDpiOption = Annotated[
 ]
 
 
-
 class InputKind(enum.StrEnum):
     AUTO = "auto"
     PAGE = "page"
