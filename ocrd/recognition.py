@@ -70,7 +70,7 @@ class LinePrediction:
 
 
 @contextlib.contextmanager
-def _stderr_silenced():
+def stderr_silenced():
     """Send fd 2 to /dev/null: TensorFlow's C++ start-up logging ignores Python settings."""
     try:
         saved = os.dup(2)
@@ -89,7 +89,7 @@ def _stderr_silenced():
 def import_tensorflow():
     """Import TensorFlow quietly (no C++ banners, absl or Python warnings on the terminal)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_silenced():
+    with stderr_silenced():
         import absl.logging
         import tensorflow as tf
 
@@ -134,6 +134,22 @@ def verified_model_path(models_dir: Path, entry: dict[str, Any]) -> Path:
     return path
 
 
+def choose_runtime() -> str:
+    """ "litert" on CPU when the runtime is installed, "keras" on a GPU or when asked for it
+    (OCRD_RUNTIME=keras); a LiteRT choice still falls back to Keras per model folder when
+    the converted files are missing or stale (see `ocrd.litert.converted_entry`)."""
+    from ocrd import litert
+
+    wanted = os.environ.get("OCRD_RUNTIME", "auto").lower()
+    if wanted == "keras" or (wanted == "auto" and litert.gpu_present()):
+        return "keras"
+    return "litert" if litert.available() else "keras"
+
+
+def _numpy_out(fn: Any) -> Any:
+    return lambda batch: fn(batch).numpy()
+
+
 def _padded_size(count: int) -> int:
     for size in BATCH_SIZES:
         if count <= size:
@@ -175,7 +191,7 @@ def greedy_decode(probabilities: np.ndarray, frames: int) -> LinePrediction:
 class Recognizer:
     """Both models, loaded and verified; thread-safe for concurrent calls."""
 
-    def __init__(self, models_dir: Path | None = None) -> None:
+    def __init__(self, models_dir: Path | None = None, runtime: str | None = None) -> None:
         self.models_dir = Path(models_dir) if models_dir else MODELS_DIR
         self.manifest = read_manifest(self.models_dir)
         entries = self.manifest.get("models", {})
@@ -188,25 +204,69 @@ class Recognizer:
         self.reject_threshold = float(
             entries["digits"].get("reject_threshold", DIGIT_REJECT_THRESHOLD)
         )
-        tf = import_tensorflow()
-        import keras
-
+        self._paths = {"digits": digit_path, "lines": line_path}
+        self._keras_models: dict[str, Any] = {}
         # tf.functions are thread-safe; the locks only keep one batch per model in flight so
         # concurrent callers queue instead of oversubscribing the CPU cores.
         self._digit_lock = threading.Lock()
         self._line_lock = threading.Lock()
-        self._digit_model = keras.models.load_model(digit_path, compile=False)
-        self._digit_fn = tf.function(
-            lambda x: self._digit_model(x, training=False),
-            input_signature=[tf.TensorSpec([None, DIGIT_SIZE, DIGIT_SIZE, 1], tf.float32)],
-        )
-        self._line_model = None
-        if line_path is not None:
-            self._line_model = keras.models.load_model(line_path, compile=False)
-            self._line_fn = tf.function(
-                lambda x: self._line_model(x, training=False),
-                input_signature=[tf.TensorSpec([None, LINE_HEIGHT, None, 1], tf.float32)],
+        self.runtime = runtime or choose_runtime()
+        lite = self._lite_paths() if self.runtime == "litert" else None
+        if lite is not None:
+            from ocrd.litert import LiteModel
+
+            digits_lite = LiteModel(lite["digits"])
+            self._digit_fn = digits_lite.run
+            if line_path is not None:
+                self._line_fn = LiteModel(lite["lines"]).run
+            self._pad_batches = False  # no traced shapes to reuse: pad nothing
+        else:
+            self.runtime = "keras"
+            self._load_keras()
+            self._pad_batches = True
+
+    def _lite_paths(self) -> dict[str, Path] | None:
+        """Converted files for every shipped model, or None (then Keras reads)."""
+        from ocrd import litert
+
+        found = {}
+        for key, path in self._paths.items():
+            if path is None:
+                continue
+            entry = self.manifest["models"][key]
+            converted = litert.converted_entry(self.models_dir, self.manifest, key, entry["sha256"])
+            if converted is None:
+                return None
+            found[key] = converted
+        return found
+
+    def _load_keras(self) -> None:
+        tf = import_tensorflow()
+
+        digit_model = self._keras("digits")
+        self._digit_fn = _numpy_out(
+            tf.function(
+                lambda x: digit_model(x, training=False),
+                input_signature=[tf.TensorSpec([None, DIGIT_SIZE, DIGIT_SIZE, 1], tf.float32)],
             )
+        )
+        if self._paths["lines"] is not None:
+            line_model = self._keras("lines")
+            self._line_fn = _numpy_out(
+                tf.function(
+                    lambda x: line_model(x, training=False),
+                    input_signature=[tf.TensorSpec([None, LINE_HEIGHT, None, 1], tf.float32)],
+                )
+            )
+
+    def _keras(self, key: str) -> Any:
+        """The Keras model (loaded on first use: the LiteRT runtime never needs it)."""
+        if key not in self._keras_models:
+            import_tensorflow()
+            import keras
+
+            self._keras_models[key] = keras.models.load_model(self._paths[key], compile=False)
+        return self._keras_models[key]
 
     @property
     def model_name(self) -> str:
@@ -217,17 +277,21 @@ class Recognizer:
 
     @property
     def has_line_model(self) -> bool:
-        return self._line_model is not None
+        return self._paths["lines"] is not None
 
     @property
     def digit_model(self):
-        """The loaded Keras digit model (for evaluation and export)."""
-        return self._digit_model
+        """The Keras digit model (for evaluation and export)."""
+        return self._keras("digits")
 
     @property
     def line_model(self):
-        """The loaded Keras line model, or None when none is shipped."""
-        return self._line_model
+        """The Keras line model, or None when none is shipped."""
+        return self._keras("lines") if self.has_line_model else None
+
+    def _batch_size(self, count: int) -> int:
+        # Keras: a few padded sizes, so tf.function meets a handful of shapes. LiteRT: exact.
+        return _padded_size(count) if self._pad_batches else count
 
     # ------------------------------------------------------------------ digits
 
@@ -243,10 +307,10 @@ class Recognizer:
         outputs = []
         for start in range(0, len(batch), BATCH_SIZES[-1]):
             chunk = batch[start : start + BATCH_SIZES[-1]]
-            padded = np.zeros((_padded_size(len(chunk)), DIGIT_SIZE, DIGIT_SIZE, 1), np.float32)
+            padded = np.zeros((self._batch_size(len(chunk)), DIGIT_SIZE, DIGIT_SIZE, 1), np.float32)
             padded[: len(chunk), ..., 0] = chunk
             with self._digit_lock:
-                result = self._digit_fn(padded).numpy()
+                result = self._digit_fn(padded)
             outputs.append(result[: len(chunk)])
         if not outputs:
             return np.zeros((0, NOT_A_DIGIT + 1), np.float32)
@@ -273,7 +337,7 @@ class Recognizer:
 
     def line_probabilities(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Each (32, W) line -> its (frames, 11) CTC probabilities, frames = ceil(W / 4)."""
-        if self._line_model is None:
+        if not self.has_line_model:
             raise ModelIntegrityError(f"no line model listed in {self.models_dir / MANIFEST_FILE}")
         lines = [np.asarray(line, np.float32) for line in batch]
         for line in lines:
@@ -286,12 +350,12 @@ class Recognizer:
         for width, indices in sorted(by_width.items()):
             for start in range(0, len(indices), BATCH_SIZES[-1]):
                 chunk = indices[start : start + BATCH_SIZES[-1]]
-                padded = np.zeros((_padded_size(len(chunk)), LINE_HEIGHT, width, 1), np.float32)
+                padded = np.zeros((self._batch_size(len(chunk)), LINE_HEIGHT, width, 1), np.float32)
                 for row, index in enumerate(chunk):
                     line = lines[index][:, :width]  # normalize_line never exceeds the max
                     padded[row, :, : line.shape[1], 0] = line
                 with self._line_lock:
-                    probabilities = self._line_fn(padded).numpy()
+                    probabilities = self._line_fn(padded)
                 for row, index in enumerate(chunk):
                     frames = min(
                         probabilities.shape[1], -(-lines[index].shape[1] // LINE_DOWNSAMPLE)

@@ -8,6 +8,7 @@ Examples:
     python -m training calibrate             # field-confidence calibration for --out
     python -m training evaluate              # figures for the models in --out
     python -m training export --out /tmp/savedmodels
+    python -m training export --litert       # ocrd/models/*.tflite, after new Keras weights
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         "variants (training/styles.py)",
     )
     parser.add_argument(
+        "--litert",
+        action="store_true",
+        help="export: convert the shipped Keras models to LiteRT (.tflite) beside them and "
+        "record them in the manifest (the CPU runtime)",
+    )
+    parser.add_argument(
         "--model-version",
         default="1.0",
         help="version recorded in the manifest (a continued --init stage bumps it, e.g. 1.1)",
@@ -122,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     else:
-        from training.export import export_saved_models
+        from training.export import export_litert, export_saved_models
 
+        if args.litert:
+            for path in export_litert(args.out or DEFAULT_MODELS_DIR):
+                _log(f"converted {path}")
+            return 0
         if args.out is None:
             parser.error("export needs --out (a folder for the SavedModels)")
         for path in export_saved_models(DEFAULT_MODELS_DIR, args.out):

@@ -21,3 +21,56 @@ def export_saved_models(models_dir: Path, out_dir: Path) -> list[Path]:
         model.export(str(target), format="tf_saved_model", verbose=False)
         exported.append(target)
     return exported
+
+
+# The line model's GRU only converts with a static state shape, so its batch is fixed at 1
+# (the runner reads a batch row by row); widths stay dynamic. The digit model takes any batch.
+LITERT_INPUTS = {"digits": (None, 28, 28, 1), "lines": (1, 32, None, 1)}
+
+
+def export_litert(models_dir: Path) -> list[Path]:
+    """Convert each shipped `.keras` model to `<name>.tflite` (float32, built-in ops only) and
+    record it in the manifest's "litert" section with its sha256 and its source's sha256.
+
+    Re-run after new Keras weights: `python -m training export --litert`."""
+    import json
+    import tempfile
+
+    import keras
+    import tensorflow as tf
+
+    from ocrd.litert import SECTION
+    from ocrd.recognition import file_sha256
+    from training.manifest import MANIFEST_NAME, read_manifest
+
+    models_dir = Path(models_dir)
+    manifest = read_manifest(models_dir)
+    converted: dict[str, dict] = {}
+    written = []
+    for key, entry in sorted(manifest.get("models", {}).items()):
+        source = models_dir / entry["file"]
+        if key not in LITERT_INPUTS or not source.is_file():
+            continue
+        model = keras.models.load_model(source, compile=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = tf.TensorSpec(LITERT_INPUTS[key], tf.float32)
+            model.export(tmp, format="tf_saved_model", verbose=False, input_signature=[spec])
+            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            data = converter.convert()
+        target = models_dir / f"{Path(entry['file']).stem}.tflite"
+        target.write_bytes(data)
+        converted[key] = {
+            "file": target.name,
+            "sha256": file_sha256(target),
+            "size_bytes": target.stat().st_size,
+            "source_file": source.name,
+            "source_sha256": file_sha256(source),
+            "input_shape": list(LITERT_INPUTS[key]),
+            "weights": "float32",
+            "converter": f"tensorflow {tf.__version__}",
+        }
+        written.append(target)
+    manifest[SECTION] = converted
+    (models_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return written

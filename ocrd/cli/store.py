@@ -24,7 +24,7 @@ from ocrd.cli.app import ConfigOption, DbOption, OcrdError, app, cli_settings
 from ocrd.config import SETTING_NAMES, Settings, settings_as_dict
 
 if TYPE_CHECKING:
-    from sqlalchemy import Row
+    from sqlalchemy import Row  # imported lazily: sqlalchemy costs ~0.3 s of every command
 
 TABLE_ROWS = 50
 FILE_NAME_ROOM = 28
@@ -101,71 +101,107 @@ class ProcessTally:
 
 
 class FileProcessor:
-    """Registers, reads and stores one file at a time (what `ocrd process` does per file)."""
+    """What `ocrd process` does: registers each file, reads it through the pipeline engine
+    (`ocrd.engine`, the one the daemon runs) and stores its outcome, file after file in the
+    order given while a bounded window of files is read in parallel."""
 
     def __init__(self, store, settings: Settings) -> None:  # noqa: ANN001 (ocrd.store.Store)
         self.store = store
         self.settings = settings
-        self._recognizer = None
+        self._engine = None
+        self._started: set[int] = set()  # registered as processing, outcome not stored yet
 
-    def recognizer(self):  # noqa: ANN201 (ocrd.recognition.Recognizer)
-        """The models, loaded once and only when a file really needs reading; a broken model
-        install stops the command (exit 2) instead of failing every file."""
-        if self._recognizer is None:
+    def engine(self):  # noqa: ANN201 (ocrd.engine.Engine)
+        """The models and vision workers, started once and only when a file really needs
+        reading; a broken model install stops the command (exit 2) instead of failing every
+        file."""
+        if self._engine is None:
+            from ocrd.engine import Engine
             from ocrd.recognition import load_recognizer
 
             try:
-                self._recognizer = load_recognizer()
+                recognizer = load_recognizer()
             except Exception as exc:
                 raise OcrdError(f"cannot load the recognition models: {exc}") from None
-        return self._recognizer
+            self._engine = Engine(recognizer, self.settings)
+        return self._engine
 
-    def process(self, path: Path) -> tuple[str, int, str]:
-        """Returns (outcome: done | duplicate | failed, result count, failure reason or, for a
-        duplicate, which document it repeats)."""
-        from ocrd import pipeline
+    def run(self, files: Iterable[Path]) -> Iterator[tuple[Path, str, int, str]]:
+        """(path, outcome: done | duplicate | failed, result count, failure reason) per file,
+        in the order given."""
+        from ocrd.engine import in_order
+
+        window = 4 * max(1, self.settings.workers)
+        try:
+            for (path, doc_id, early), future in in_order(
+                self._prepared(files), lambda p: self.engine().submit(p), window
+            ):
+                yield (path, *early) if future is None else (path, *self._store(doc_id, future))
+        except (KeyboardInterrupt, OcrdError):
+            from ocrd.store import documents
+
+            with self.store.session() as session:  # not these files' fault: read them next time
+                for doc_id in self._started:
+                    documents.release(session, doc_id)
+            raise
+        finally:
+            if self._engine is not None:
+                self._engine.close()
+
+    def _prepared(self, files: Iterable[Path]) -> Iterator[tuple[tuple, Path | None]]:
+        """Register each file; those to read come with their path, the rest with an outcome."""
         from ocrd.store import Document, DocumentStatus, documents
         from ocrd.types import BadInputError
         from ocrd.vision import sniff_media_type
 
-        try:
-            digest = documents.digest_file(path)
-        except OSError as exc:
-            return "failed", 0, f"cannot read file: {exc.strerror or exc}"
         reprocess = self.settings.duplicates == "reprocess"
-        with self.store.session() as session:
-            document = documents.register(session, path, digest, reprocess=reprocess)
-            if document.status == DocumentStatus.DUPLICATE:
-                original = session.get(Document, document.duplicate_of or -1)
-                where = f"#{original.id} {original.path}" if original else "(original gone)"
-                note = f"document #{document.id}, same content as {where}: not read again"
-                return "duplicate", 0, note
-        with self.store.session() as session:
-            documents.start(session, document.id, worker=self.settings.worker_id)
-        try:
-            sniff_media_type(path)  # cheap: not-an-image files fail without loading models
-            recognizer = self.recognizer()
-            reading = pipeline.read_document(
-                path,
-                recognizer,
-                max_pixels=self.settings.max_pixels,
-                pdf_dpi=self.settings.pdf_dpi,
-                input_kind=self.settings.input_kind,
-            )
-        except BadInputError as exc:
-            reason = str(exc) or "bad input"
-        except (KeyboardInterrupt, OcrdError):
-            with self.store.session() as session:  # not this file's fault: read it next time
-                documents.release(session, document.id)
-            raise
-        except Exception as exc:  # one broken file never stops the batch
-            reason = f"{type(exc).__name__}: {exc}"
-        else:
+        for path in files:
+            try:
+                digest = documents.digest_file(path)
+            except OSError as exc:
+                yield (path, 0, ("failed", 0, f"cannot read file: {exc.strerror or exc}")), None
+                continue
+            note = None
             with self.store.session() as session:
-                documents.finish(session, document.id, reading)
-            return "done", len(reading.fields), ""
+                document = documents.register(session, path, digest, reprocess=reprocess)
+                if document.status == DocumentStatus.DUPLICATE:
+                    original = session.get(Document, document.duplicate_of or -1)
+                    where = f"#{original.id} {original.path}" if original else "(original gone)"
+                    note = f"document #{document.id}, same content as {where}: not read again"
+            if note is not None:  # yielded outside the transaction, which must not stay open
+                yield (path, document.id, ("duplicate", 0, note)), None
+                continue
+            with self.store.session() as session:
+                documents.start(session, document.id, worker=self.settings.worker_id)
+            self._started.add(document.id)
+            try:
+                sniff_media_type(path)  # cheap: not-an-image files fail without loading models
+            except BadInputError as exc:
+                yield (path, document.id, self._failed(document.id, str(exc) or "bad input")), None
+                continue
+            yield (path, document.id, None), path
+
+    def _store(self, doc_id: int, future) -> tuple[str, int, str]:  # noqa: ANN001 (Future)
+        from ocrd.store import documents
+        from ocrd.types import BadInputError
+
+        try:
+            reading = future.result()
+        except BadInputError as exc:
+            return self._failed(doc_id, str(exc) or "bad input")
+        except Exception as exc:  # one broken file never stops the batch
+            return self._failed(doc_id, f"{type(exc).__name__}: {exc}")
         with self.store.session() as session:
-            documents.fail(session, document.id, reason)
+            documents.finish(session, doc_id, reading)
+        self._started.discard(doc_id)
+        return "done", len(reading.fields), ""
+
+    def _failed(self, doc_id: int, reason: str) -> tuple[str, int, str]:
+        from ocrd.store import documents
+
+        with self.store.session() as session:
+            documents.fail(session, doc_id, reason)
+        self._started.discard(doc_id)
         return "failed", 0, reason
 
 
@@ -251,9 +287,8 @@ def process(
     processor = FileProcessor(store, settings)
     tally = ProcessTally()
     with _reporter(len(files)) as report:
-        for path in files:
+        for path, outcome, count, reason in processor.run(files):
             report.reading(path.name)
-            outcome, count, reason = processor.process(path)
             if outcome == "done":
                 tally.done += 1
                 tally.results += count

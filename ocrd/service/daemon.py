@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ocrd.config import Settings
-from ocrd.engine import BatchedReader
+from ocrd.engine import Engine
 from ocrd.service.intake_loop import TICK_SECONDS, Intake
 from ocrd.service.log_setup import setup_logging
 from ocrd.service.metrics import Counters, start_metrics_server, status_line
@@ -76,7 +76,7 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.counters = Counters()
         self.store: Store
-        self.reader: BatchedReader
+        self.reader: Engine
         self.intake: Intake
         self.outbox: Outbox
         self.pool: ThreadPoolExecutor
@@ -123,7 +123,7 @@ class Daemon:
         from ocrd.recognition import load_recognizer
 
         recognizer = load_recognizer()
-        self.reader = BatchedReader(recognizer, settings)
+        self.reader = Engine(recognizer, settings)
         self.reader.warm_up()
         self.outbox = Outbox(
             self.store,
@@ -191,7 +191,7 @@ class Daemon:
         if hasattr(self, "outbox"):
             self.outbox.close(timeout=5)
         if hasattr(self, "reader"):
-            self.reader.close()
+            self.reader.close(wait=not left)  # a worker may be deep in a 200-page TIFF
         log.info(
             "stopped: %d done, %d failed, %d duplicates this run",
             self.counters.done,

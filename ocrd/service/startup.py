@@ -151,14 +151,14 @@ def _find_moved(name: str, sha256: str, size: int, folders: list[Path]) -> Path 
 
 
 def configure_compute(workers: int) -> str:
-    """GPU when present (memory grown on demand); on CPU, TF uses every core for one batch while
-    OpenCV stays single-threaded per call because the worker pool already runs files in
-    parallel. Returns a description for the log."""
-    import cv2
+    """GPU when present (memory grown on demand) with batched TensorFlow; on CPU, LiteRT
+    (no TensorFlow import at all) while `workers` vision processes read pages in parallel.
+    With the Keras runtime on CPU, TF uses every core for one batch. Returns a description
+    for the log."""
+    from ocrd.recognition import choose_runtime, import_tensorflow
 
-    from ocrd.recognition import import_tensorflow
-
-    cv2.setNumThreads(1)
+    if choose_runtime() == "litert":
+        return f"CPU (LiteRT with XNNPACK, {os.cpu_count()} cores, {workers} vision processes)"
     tf = import_tensorflow()  # quiet import; also lets GPU memory grow on demand
     gpus = tf.config.list_physical_devices("GPU")
     try:
@@ -169,4 +169,4 @@ def configure_compute(workers: int) -> str:
         log.debug("TensorFlow already initialised; keeping its thread settings")
     if gpus:
         return f"GPU ({', '.join(g.name for g in gpus)})"
-    return f"CPU ({os.cpu_count()} cores, {workers} vision workers)"
+    return f"CPU (TensorFlow, {os.cpu_count()} cores, {workers} vision processes)"

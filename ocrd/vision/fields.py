@@ -141,13 +141,10 @@ def _fields_on(page: Page, clean: CleanPage) -> list[Field]:
 def _blobs(stats: np.ndarray, clean: CleanPage) -> list[Blob]:
     """Components big enough to be part of a digit (specks and dust dropped)."""
     min_side = 0.035 * clean.px_per_inch if not clean.snapshot else 2
-    blobs = []
-    for label in range(1, len(stats)):
-        x, y, w, h, area = (int(v) for v in stats[label])
-        if max(w, h) < min_side or area < 4:
-            continue
-        blobs.append(Blob(label, x, y, w, h, area))
-    return blobs
+    # Vectorised: a page has tens of thousands of specks, a Python loop over them cost ~15 ms.
+    sides = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
+    kept = np.flatnonzero((sides >= min_side) & (stats[1:, cv2.CC_STAT_AREA] >= 4)) + 1
+    return [Blob(int(label), *(int(v) for v in stats[label, :5])) for label in kept]
 
 
 def _snapshot_group(blobs: list[Blob]) -> list[Group]:

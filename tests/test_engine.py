@@ -1,0 +1,124 @@
+"""The pipeline engine: the same readings as the synchronous pipeline, in order, bounded."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from ocrd.config import load_settings
+from ocrd.engine import Engine, in_order
+from ocrd.types import BadInputError
+
+
+def test_in_order_keeps_the_given_order_and_a_bounded_window():
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+    pool = ThreadPoolExecutor(8)
+
+    def slow(path: Path) -> str:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        time.sleep(0.05 if int(path.name) % 2 else 0.001)  # odd ones finish last
+        with lock:
+            in_flight -= 1
+        return path.name
+
+    def submit(path: Path) -> Future:
+        return pool.submit(slow, path)
+
+    items = [(n, None if n % 5 == 0 else Path(str(n))) for n in range(30)]
+    out = list(in_order(items, submit, window=4))
+    assert [key for key, _ in out] == list(range(30))
+    assert all(f is None for k, f in out if k % 5 == 0)
+    assert [f.result() for k, f in out if f is not None] == [str(n) for n in range(30) if n % 5]
+    assert most <= 5  # the window, plus the one just submitted before the head is taken
+    pool.shutdown()
+
+
+def test_in_order_submits_nothing_when_nothing_needs_reading():
+    def submit(path: Path) -> Future:
+        raise AssertionError("no path, no submit (models would load for nothing)")
+
+    assert [k for k, _ in in_order([(1, None), (2, None)], submit, window=2)] == [1, 2]
+
+
+@pytest.fixture(scope="module")
+def form_files(tmp_path_factory) -> list[Path]:
+    from training.forms import generate
+
+    folder = tmp_path_factory.mktemp("engine")
+    try:
+        files = generate(folder, pages=3, seed=77, split="t10k", fmt="png", dpi=200)
+        files += generate(folder / "tif", pages=2, seed=78, split="t10k", fmt="tiff", dpi=200,
+                          pages_per_file=2)  # fmt: skip
+    except ValueError:
+        pytest.skip("MNIST not available")
+    bad = folder / "notes.png"
+    bad.write_text("not an image at all")
+    return [*files[:2], bad, *files[2:]]
+
+
+def test_engine_reads_what_the_synchronous_pipeline_reads(form_files):
+    from ocrd.pipeline import read_document
+    from ocrd.recognition import load_recognizer
+
+    recognizer = load_recognizer()
+    settings = load_settings({"workers": 2})
+    with Engine(recognizer, settings) as engine:
+        engine.warm_up()
+        outcomes = list(engine.read_all((path, path) for path in form_files))
+    assert [path for path, _ in outcomes] == form_files
+    for path, future in outcomes:
+        if path.name == "notes.png":
+            with pytest.raises(BadInputError, match="not an image"):
+                future.result()
+            continue
+        got, want = future.result(), read_document(path, recognizer)
+        assert (got.media_type, got.pages) == (want.media_type, want.pages)
+        assert [(r.page, r.box, r.text) for r in got.fields] == [
+            (r.page, r.box, r.text) for r in want.fields
+        ]
+        assert got.fields, f"{path.name}: nothing read"
+    assert engine.digits.stats.items > 0 and engine.digits.stats.batches < engine.digits.stats.items
+
+
+ENGINE_THEN_SLEEP = """
+import time
+from ocrd.config import load_settings
+from ocrd.engine import Engine
+from ocrd.recognition import load_recognizer
+
+if __name__ == "__main__":
+    engine = Engine(load_recognizer(), load_settings({"workers": 2}))
+    engine.warm_up()
+    print(*engine._pool._processes, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_vision_workers_exit_when_the_engine_process_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "engine_then_sleep.py"
+    script.write_text(ENGINE_THEN_SLEEP)
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in child.stdout.readline().split()]
+    assert len(workers) == 2 and all(Path(f"/proc/{pid}").exists() for pid in workers)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "vision workers outlived a killed engine"
