@@ -7,14 +7,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PG_INITDB := $(wildcard /usr/lib/postgresql/*/bin/initdb)
+CHROMIUM := $(shell command -v chromium >/dev/null && command -v chromedriver >/dev/null && echo yes)
 
-.PHONY: run test install install-test dirs postgres lint clean
+.PHONY: run test install install-test dirs postgres chromium lint clean
 
 run: install dirs
 	$(BIN)/ocrd db upgrade
 	exec $(BIN)/ocrd watch
 
-test: install-test postgres
+test: install-test postgres chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -47,6 +48,14 @@ ifeq ($(PG_INITDB),)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
 	else echo "PostgreSQL binaries not found: the PostgreSQL tests will be skipped" >&2; fi
+endif
+
+# The review page tests drive Debian's chromium through chromedriver; they skip without them.
+chromium:
+ifneq ($(CHROMIUM),yes)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
+	else echo "chromium / chromedriver not found: the review page browser tests will be skipped" >&2; fi
 endif
 
 lint: install-test

@@ -137,7 +137,9 @@ def reset_postgres(url: str) -> None:
     """Empty the scratch PostgreSQL database (the next open_store migrates it again)."""
     engine = create_store_engine(url)
     with engine.begin() as connection:
-        connection.execute(text("DROP TABLE IF EXISTS results, documents, alembic_version"))
+        connection.execute(
+            text("DROP TABLE IF EXISTS reviews, results, documents, alembic_version")
+        )
     engine.dispose()
 
 

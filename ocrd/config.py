@@ -34,6 +34,12 @@ def _default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
+def _calibrated_accept() -> float:
+    from ocrd.calibration import shipped_calibration
+
+    return shipped_calibration().accept_confidence
+
+
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -59,6 +65,9 @@ class Settings:
     input_kind: str = "auto"  # what files hold: auto | page (forms) | field | digit
     log_level: str = "INFO"
     metrics_port: int = 0  # 0 = no metrics endpoint
+    review_port: int = 0  # the review page (`ocrd review`, and the daemon when not 0)
+    # Fields less sure than this go to the review queue (default: the calibrated value).
+    accept_confidence: float = field(default_factory=_calibrated_accept)
     worker_id: str = field(default_factory=_default_worker_id)
     # name -> "flag" | "env" | "file:<path>" | "default"
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -133,6 +142,13 @@ def _positive_int(value: object) -> int:
     return number
 
 
+def _fraction(value: object) -> float:
+    number = _parse_float(value)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"must be between 0 and 1, got {value!r}")
+    return number
+
+
 PARSERS: dict[str, Callable[[object], Any]] = {
     "database_url": lambda v: str(v).strip(),
     "inbox": lambda v: Path(str(v)).expanduser(),
@@ -153,6 +169,8 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "input_kind": _choice("auto", "page", "field", "digit"),
     "log_level": _parse_log_level,
     "metrics_port": _non_negative(_parse_int),
+    "review_port": _non_negative(_parse_int),
+    "accept_confidence": _fraction,
     "worker_id": lambda v: str(v).strip(),
 }
 

@@ -164,7 +164,8 @@ class Engine:
         model_name = self.recognizer.model_name
         for fld, line_future, digit_futures in pending:
             line = line_future.result() if line_future is not None else None
-            reading = fuse(fld, line, [f.result() for f in digit_futures], model_name)
+            digits = [f.result() for f in digit_futures]
+            reading = fuse(fld, line, digits, model_name, self.settings.accept_confidence)
             if reading is not None:
                 readings.append(reading)
         return DocumentReading(media_type=media_type, pages=pages, fields=readings, notes=notes)

@@ -9,6 +9,8 @@ Examples:
     python -m training evaluate              # figures for the models in --out
     python -m training export --out /tmp/savedmodels
     python -m training export --litert       # ocrd/models/*.tflite, after new Keras weights
+    python -m training corrections --db sqlite:///ocrd.db --out /tmp/corrections
+    python -m training digit --epochs 2 --init ocrd/models/digits.keras --extra /tmp/corrections
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["digit", "sequence", "calibrate", "evaluate", "export"])
+    parser.add_argument(
+        "command",
+        choices=["digit", "sequence", "calibrate", "evaluate", "export", "corrections"],
+    )
     parser.add_argument(
         "--data",
         type=Path,
@@ -91,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         default="1.0",
         help="version recorded in the manifest (a continued --init stage bumps it, e.g. 1.1)",
     )
+    parser.add_argument(
+        "--extra",
+        type=Path,
+        default=None,
+        help="digit / sequence: also train on the reviewed fields exported to this folder by "
+        "`corrections`",
+    )
+    parser.add_argument("--db", default=None, help="corrections: the ocrd database URL")
     args = parser.parse_args(argv)
     _quiet_tensorflow()
 
@@ -104,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             "data_dir": args.data,
             "out_dir": args.out or DEFAULT_MODELS_DIR,
             "seed": args.seed,
+            "extra": args.extra,
         }
         if args.command == "digit":
             from training.digits import train_digits
@@ -120,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         from training.calibrate import calibrate
 
         calibrate(args.out or DEFAULT_MODELS_DIR, args.data, seed=args.seed, log=_log)
+    elif args.command == "corrections":
+        from training.corrections import export_corrections
+
+        if args.db is None or args.out is None:
+            parser.error("corrections needs --db (the ocrd database) and --out (a folder)")
+        export_corrections(args.db, args.out, log=_log)
     elif args.command == "evaluate":
         from training.evaluate import evaluate_shipped
 

@@ -273,6 +273,7 @@ def train_digits(
     init: Path | None = None,
     form_pages: int = 0,
     mix: str = "mnist",
+    extra: Path | None = None,
 ) -> dict:
     """Train, calibrate and save `digits.keras` into `out_dir`; returns the manifest entry.
 
@@ -294,6 +295,10 @@ def train_digits(
     if form_pages:
         form_train, val["form"] = form_crop_sets(data, seed, form_pages)
         log(f"form crops: {len(form_train[1])} train, {len(val['form'][1])} validation")
+    if extra is not None:  # reviewed fields (training/corrections.py)
+        from training.corrections import with_digit_corrections
+
+        form_train = with_digit_corrections(extra, form_train, log)
     model = build_model(seed)
     epoch_size = len(data.train_labels) + PRINTED_PER_EPOCH + NON_DIGIT_PER_EPOCH
     epoch_size += len(form_train[1]) if form_train is not None else 0

@@ -493,7 +493,7 @@ def validation_set(data: SequenceData, seed: int, size: int = 600) -> list[tuple
 def train_sequence(
     data_dir: Path | None, out_dir: Path, epochs: int, seed: int, log=print,
     checkpoint: Path | None = None, init: Path | None = None, version: str = "1.0",
-    grow: bool = False, mix: str = "mnist",
+    grow: bool = False, mix: str = "mnist", extra: Path | None = None,
 ) -> dict:  # fmt: skip
     """Train the CRNN and save `lines.keras` into `out_dir`; returns the manifest entry.
 
@@ -513,6 +513,10 @@ def train_sequence(
     data = load_sequence_data(data_dir, seed)
     log(f"sequence data ready: {len(data.orand_train)} ORAND train lines, "
         f"{len(data.orand_holdout)} held out ({time.monotonic() - started:.0f}s)")  # fmt: skip
+    if extra is not None:  # reviewed fields (training/corrections.py) join the real lines
+        from training.corrections import extra_lines
+
+        data.orand_train.extend(extra_lines(extra, log))
     val = validation_set(data, seed)
     start = keras.models.load_model(init, compile=False) if init is not None else None
     start_residual = start is not None and is_residual(start)

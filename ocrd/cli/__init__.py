@@ -4,11 +4,12 @@
 - show.py:   show                                    (one document)
 - vision.py: read, inspect                           (vision)
 - daemon.py: watch, retry                            (service)
+- review.py: review                                  (the review page)
 """
 
 from __future__ import annotations
 
-from ocrd.cli import daemon, show, store, vision  # noqa: F401  (registers commands)
+from ocrd.cli import daemon, review, show, store, vision  # noqa: F401  (registers commands)
 from ocrd.cli.app import app
 
 

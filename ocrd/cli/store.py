@@ -438,6 +438,15 @@ def results(
         Status | None,
         typer.Option(help="Only documents in this state (also lists those without results)."),
     ] = None,
+    needs_review: Annotated[
+        bool, typer.Option("--needs-review", help="Only the fields waiting for review.")
+    ] = False,
+    final: Annotated[
+        bool,
+        typer.Option(
+            "--final", help="text is the reviewed value where there is one (empty if illegible)."
+        ),
+    ] = False,
     oldest_first: Annotated[
         bool, typer.Option("--oldest-first", help="Oldest documents first (default: newest).")
     ] = False,
@@ -464,7 +473,8 @@ def results(
 
     CSV columns: path,page,x,y,w,h,text,confidence,kind,model,processed_at,sha256, then
     document_id,result_id,status,original_name,error,digits (JSON per-digit details),
-    duplicate_of,duplicate_of_path,needs_review,review_reason.
+    duplicate_of,duplicate_of_path,needs_review,review_reason, review_status (accepted,
+    corrected, illegible or empty), reviewed_text.
     """
     from ocrd.store.queries import (
         COLUMNS,
@@ -484,6 +494,8 @@ def results(
         kind=kind.value if kind else None,
         status=status.value if status else None,
         limit=limit,
+        needs_review=needs_review,
+        final=final,
         oldest_first=oldest_first,
     )
     store = _open(cli_settings(config, database_url=db), write=False)
@@ -561,6 +573,11 @@ def status(
     console.print(
         "oldest pending: "
         + (f"{oldest['path']} (waiting {_age(oldest['age_seconds'])})" if oldest else "none")
+    )
+    waiting = summary.review_queue
+    console.print(
+        f"review queue: {waiting} field{'s' if waiting != 1 else ''}"
+        + (f", oldest waiting {_age(summary.review_age_seconds)}" if summary.oldest_review else "")
     )
     _print_failures(console, summary)
 

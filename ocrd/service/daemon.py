@@ -143,6 +143,14 @@ class Daemon:
                     f"metrics port 127.0.0.1:{settings.metrics_port}: {exc.strerror}"
                 ) from None
             log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
+        if settings.review_port:  # the review page (ocrd/review) in a thread of the daemon
+            from ocrd.review.server import serve_beside_daemon
+
+            try:
+                self._review = serve_beside_daemon(self.store, settings)
+            except OSError as exc:
+                raise StartupError(f"review port 127.0.0.1:{settings.review_port}: {exc}") from None
+            log.info("review page on %s", self._review.url)
         self.intake.start()
         log.info(
             "watching %s (processed -> %s, failed -> %s, database %s) as %s with model %s",
@@ -188,6 +196,8 @@ class Daemon:
                 self.outbox.flush_places()
         if self._metrics is not None:
             self._metrics.shutdown()
+        if getattr(self, "_review", None) is not None:
+            self._review.stop()
         if hasattr(self, "outbox"):
             self.outbox.close(timeout=5)
         if hasattr(self, "reader"):

@@ -16,6 +16,7 @@ from ocrd.store.engine import (
     open_store,
 )
 from ocrd.store.models import Base, Document, DocumentStatus, Result
+from ocrd.store.reviews import Review, ReviewStatus
 
 __all__ = [
     "Base",
@@ -23,6 +24,8 @@ __all__ = [
     "Document",
     "DocumentStatus",
     "Result",
+    "Review",
+    "ReviewStatus",
     "SchemaOutdatedError",
     "Store",
     "StoreError",

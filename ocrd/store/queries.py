@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import Row, Select, Text, cast, func, or_, select
+from sqlalchemy import Row, Select, Text, case, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from ocrd.store.engine import Store
 from ocrd.store.models import Document, DocumentStatus, Result, utcnow
+from ocrd.store.reviews import Review, queue_stats, waiting
 
 # The stable export contract: these columns first, in this order; more may be appended.
 STABLE_COLUMNS = (
@@ -27,6 +28,8 @@ EXTRA_COLUMNS = (
     # its original's results, marked by these two cells
     "duplicate_of", "duplicate_of_path",
     "needs_review", "review_reason",
+    # the review page's decision (accepted / corrected / illegible) and the value it gave
+    "review_status", "reviewed_text",
 )  # fmt: skip
 COLUMNS = STABLE_COLUMNS + EXTRA_COLUMNS
 
@@ -81,13 +84,18 @@ class ResultFilter:
     status: str | None = None  # with a status, documents without results are listed too
     limit: int | None = None
     oldest_first: bool = False  # default: the newest documents first
+    needs_review: bool = False  # only the fields waiting for review
+    final: bool = False  # ``text`` is the reviewed value where there is one ("" if illegible)
 
 
 def results_query(filters: ResultFilter) -> Select:
     original = aliased(Document, name="original")
     processed_at = Document.finished_at.label("processed_at")
+    text = Result.text
+    if filters.final:
+        text = case((Review.id.is_not(None), func.coalesce(Review.text, "")), else_=Result.text)
     columns = [
-        Document.path, Result.page, Result.x, Result.y, Result.w, Result.h, Result.text,
+        Document.path, Result.page, Result.x, Result.y, Result.w, Result.h, text.label("text"),
         Result.confidence, Result.kind, Result.model, processed_at, Document.sha256,
         Document.id.label("document_id"), Result.id.label("result_id"), Document.status,
         Document.original_name, Document.error,
@@ -95,6 +103,7 @@ def results_query(filters: ResultFilter) -> Select:
         cast(Result.digits, Text).label("digits"),
         Document.duplicate_of, original.path.label("duplicate_of_path"),
         Result.needs_review, Result.review_reason,
+        Review.status.label("review_status"), Review.text.label("reviewed_text"),
     ]  # fmt: skip
     query = select(*columns).select_from(Document)
     query = query.outerjoin(original, original.id == Document.duplicate_of)
@@ -106,6 +115,9 @@ def results_query(filters: ResultFilter) -> Select:
         query = query.where(Document.status == filters.status)
     else:
         query = query.join(Result, Result.document_id == owner)
+    query = query.outerjoin(Review, Review.result_id == Result.id)
+    if filters.needs_review:
+        query = query.where(waiting())
     if filters.since is not None:
         query = query.where(Document.finished_at >= filters.since)
     if filters.until is not None:
@@ -188,6 +200,14 @@ class StatusSummary:
     results_last_window: int = 0
     recent_failures: list[dict[str, object]] = field(default_factory=list)  # path, error, when
     failure_reasons: dict[str, int] = field(default_factory=dict)  # reason -> failed documents
+    review_queue: int = 0  # fields waiting for a person
+    oldest_review: datetime | None = None  # when the oldest of them was read
+
+    @property
+    def review_age_seconds(self) -> float:
+        if self.oldest_review is None:
+            return 0.0
+        return (utcnow() - self.oldest_review).total_seconds()
 
     @property
     def files_per_minute(self) -> float:
@@ -211,6 +231,9 @@ class StatusSummary:
             "window_minutes": self.window_minutes,
             "files_per_minute": round(self.files_per_minute, 3),
             "results_per_minute": round(self.results_per_minute, 3),
+            "review_queue": self.review_queue,
+            "oldest_review": format_time(self.oldest_review) or None,
+            "review_age_seconds": round(self.review_age_seconds, 1),
             "recent_failures": [stamp(entry) for entry in self.recent_failures],
             "failure_reasons": self.failure_reasons,
         }
@@ -261,6 +284,7 @@ def status_summary(
         summary.results_last_window = session.scalar(
             select(func.count()).select_from(Result).where(Result.created_at >= window_start)
         ) or 0  # fmt: skip
+        summary.review_queue, summary.oldest_review = queue_stats(session)
         _add_failures(session, summary, recent_failures)
     return summary
 
