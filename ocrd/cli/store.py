@@ -24,6 +24,7 @@ from ocrd.cli.app import ConfigOption, DbOption, OcrdError, app, cli_settings
 from ocrd.config import SETTING_NAMES, Settings, settings_as_dict
 
 TABLE_ROWS = 50
+STATUS_UNREADABLE_SHOWN = 10
 
 db_app = typer.Typer(help="Database schema: apply or show migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -69,7 +70,7 @@ def collect_files(paths: Iterable[Path], *, recursive: bool, ignore: list[str]) 
     for given in paths:
         if not given.exists():
             raise OcrdError(f"{given}: no such file or directory")
-        if given.is_file():
+        if not given.is_dir():  # a file, or a FIFO/device named on purpose: fails with why
             found[given.resolve()] = None
             continue
         for root, dirs, files in os.walk(given):
@@ -118,6 +119,7 @@ class FileProcessor:
     def process(self, path: Path) -> tuple[str, int, str]:
         """Returns (outcome: done | duplicate | failed, result count, failure reason)."""
         from ocrd import pipeline
+        from ocrd.intake import is_utf8, utf8_name
         from ocrd.store import DocumentStatus, documents
         from ocrd.types import BadInputError
         from ocrd.vision import sniff_media_type
@@ -127,8 +129,10 @@ class FileProcessor:
         except OSError as exc:
             return "failed", 0, f"cannot read file: {exc.strerror or exc}"
         reprocess = self.settings.duplicates == "reprocess"
+        # A name that is not UTF-8 is recorded with its bad bytes as %XX (the store holds text).
+        recorded = path if is_utf8(path) else Path(utf8_name(str(path)))
         with self.store.session() as session:
-            document = documents.register(session, path, digest, reprocess=reprocess)
+            document = documents.register(session, recorded, digest, reprocess=reprocess)
         if document.status == DocumentStatus.DUPLICATE:
             return "duplicate", 0, ""
         with self.store.session() as session:
@@ -141,6 +145,7 @@ class FileProcessor:
                 recognizer,
                 max_pixels=self.settings.max_pixels,
                 pdf_dpi=self.settings.pdf_dpi,
+                max_pages=self.settings.max_pages,
             )
         except BadInputError as exc:
             reason = str(exc) or "bad input"
@@ -174,7 +179,9 @@ class _Reporter:
             self._progress.update(self._task, advance=1)
 
     def failed(self, path: Path, reason: str) -> None:
-        line = f"ocrd: failed: {path}: {reason}"
+        from ocrd.logsafe import printable
+
+        line = f"ocrd: failed: {printable(path)}: {reason}"
         if self._progress is not None:  # print above the live bar, not through it
             self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
         else:
@@ -404,11 +411,14 @@ def status(
 
     Throughput is files (done or failed) and results per minute over the last hour.
     """
+    from ocrd.intake import unreadable_files
     from ocrd.store.queries import format_time, status_summary
 
-    store = _open(cli_settings(config, database_url=db), write=False)
+    settings = cli_settings(config, database_url=db)
+    store = _open(settings, write=False)
     summary = status_summary(store)
     store.dispose()
+    summary.unreadable = unreadable_files(settings.inbox, recursive=settings.recursive)
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
         return
@@ -418,6 +428,12 @@ def status(
         table.add_row(name, str(count))
     table.add_row("[bold]results[/]", str(summary.results))
     console.print(table)
+    if summary.no_fields:
+        console.print(f"done with no fields found: {summary.no_fields}")
+    for entry in summary.unreadable[:STATUS_UNREADABLE_SHOWN]:
+        console.print(f"cannot read: {entry['path']} ({entry['reason']})", markup=False)
+    if len(summary.unreadable) > STATUS_UNREADABLE_SHOWN:
+        console.print(f"cannot read: {len(summary.unreadable)} files in the inbox in all")
     last = summary.last_processed
     console.print(
         "last processed: "
