@@ -1,0 +1,198 @@
+"""Intake thread of the daemon: settled inbox files -> rows in the store."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, or_, select, text
+from sqlalchemy.orm import Session
+
+from ocrd.intake import Inbox
+from ocrd.service.outbox import Move
+from ocrd.store import Document, DocumentStatus, documents
+
+if TYPE_CHECKING:
+    from ocrd.service.daemon import Daemon
+
+log = logging.getLogger("ocrd.service")
+
+TICK_SECONDS = 0.25
+DUPLICATE_RECHECK_SECONDS = 2.0
+INTAKE_BATCH = 64  # files registered per transaction
+INTAKE_PAUSE_SECONDS = 0.05
+_IN_FLIGHT = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
+
+
+@dataclass
+class _Decision:
+    path: Path
+    outcome: str  # queued | wait | skip | move | gone
+    doc_id: int | None = None
+    status: str | None = None
+    error: str | None = None
+
+
+class Intake:
+    """Settled inbox files -> rows in the store (or straight to processed/ for duplicates)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        settings = daemon.settings
+        self.daemon = daemon
+        self.inbox = Inbox(
+            settings.inbox,
+            recursive=settings.recursive,
+            ignore=settings.ignore,
+            settle_seconds=settings.settle_seconds,
+            rescan_seconds=settings.rescan_seconds,
+            polling=settings.polling,
+        )
+        self.thread = threading.Thread(target=self._run, name="intake", daemon=True)
+        self._later: dict[Path, float] = {}
+
+    def start(self) -> None:
+        self.inbox.start()
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.inbox.stop()
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        stop = self.daemon.stopping
+        while not stop.is_set():
+            now = time.monotonic()
+            for path, due in list(self._later.items()):
+                if due <= now:
+                    del self._later[path]
+                    self.inbox.release(path)
+                    self.inbox.settler.offer(path)
+            ready = self.inbox.poll()
+            for start in range(0, len(ready), INTAKE_BATCH):
+                if stop.is_set():
+                    break
+                self.take_in(ready[start : start + INTAKE_BATCH])
+                if self.daemon.busy:
+                    # SQLite has one writer at a time and its busy handler polls: give the
+                    # committer and the claimer a turn, or a big drop starves the reading.
+                    stop.wait(INTAKE_PAUSE_SECONDS)
+            wait = self.inbox.settler.next_due()
+            stop.wait(TICK_SECONDS if wait is None else min(max(wait, 0.02), TICK_SECONDS))
+
+    def take_in(self, paths: list[Path]) -> None:
+        """Hash settled files and register them, many per transaction (one commit per batch
+        instead of one per file: commits, not hashing, bound the intake rate)."""
+        digests = []
+        for path in paths:
+            try:
+                digests.append((path, documents.digest_file(path)))
+            except FileNotFoundError:
+                self.inbox.release(path)
+            except OSError as exc:
+                log.warning("cannot read %s yet (%s); will retry", path, exc.strerror)
+                self._later[path] = time.monotonic() + 5.0
+        try:
+            decisions = self._register(digests)
+        except Exception:
+            decisions = []
+            for item in digests:  # one bad apple must not hold up the batch
+                try:
+                    decisions += self._register([item])
+                except Exception:
+                    log.exception("intake of %s failed; will retry", item[0])
+                    self._later[item[0]] = time.monotonic() + 5.0
+        self._act(decisions)
+
+    def _register(self, digests: list[tuple[Path, documents.FileDigest]]) -> list[_Decision]:
+        reprocess = self.daemon.settings.duplicates == "reprocess"
+        decisions = []
+        with self.daemon.store.session() as session:
+            if self.daemon.store.dialect == "sqlite":
+                # Take SQLite's single write lock before the first read, so every look below
+                # sees what the writes it leads to will be based on.
+                session.execute(text("UPDATE documents SET id = id WHERE 0"))
+            self.daemon.outbox.record_places(session)
+            for path, digest in digests:
+                decisions.append(self._register_one(session, path, digest, reprocess))
+        return decisions
+
+    def _register_one(
+        self, session: Session, path: Path, digest: documents.FileDigest, reprocess: bool
+    ) -> _Decision:
+        key = str(path)
+        # The canonical row of this content and earlier rows of this very file, locked: all
+        # intakes of the same content, on every machine, take turns here, so one file never
+        # gets two rows (SQLite: the transaction already holds the database's write lock).
+        rows = session.scalars(
+            select(Document)
+            .where(  # two indexed look-ups (canonical by sha256, this file by path)
+                or_(
+                    and_(
+                        Document.sha256 == digest.sha256,
+                        Document.status != DocumentStatus.DUPLICATE.value,
+                    ),
+                    and_(Document.path == key, Document.sha256 == digest.sha256),
+                )
+            )
+            .order_by(Document.id)
+            .with_for_update()
+        ).all()
+        if not path.exists():
+            # Hashed while another daemon finished it: it has been moved out since.
+            return _Decision(path, "gone")
+        # PostgreSQL (READ COMMITTED): a statement that waited for those locks still reads
+        # from the snapshot it started with, so a row another daemon inserted for this file
+        # while we waited is missing from `rows`. A new statement, taken under the locks,
+        # sees it.
+        mine = session.scalars(
+            select(Document)
+            .where(Document.path == key, Document.sha256 == digest.sha256)
+            .order_by(Document.id.desc())
+            .limit(1)
+        ).first()
+        if mine is not None:
+            return _Decision(path, self._known_file(mine), mine.id, mine.status, mine.error)
+        canonical = next((r for r in rows if r.status != DocumentStatus.DUPLICATE.value), None)
+        if canonical is not None and canonical.status in _IN_FLIGHT:
+            return _Decision(path, "wait")  # same content in flight: its fate decides this one's
+        mine = documents.register(session, path, digest, reprocess=reprocess)
+        if mine.status != DocumentStatus.DUPLICATE.value:
+            return _Decision(path, "queued", mine.id, mine.status)
+        original = session.get(Document, mine.duplicate_of)
+        if original is not None and original.status in _IN_FLIGHT:
+            # Another daemon registered this content between our look and our insert: the
+            # same file (skip) or a copy of it in flight (wait).
+            session.delete(mine)
+            session.flush()
+            return _Decision(path, "skip" if original.path == key else "wait")
+        return _Decision(path, "move", mine.id, mine.status, mine.error)
+
+    def _act(self, decisions: list[_Decision]) -> None:
+        daemon = self.daemon
+        moves = []
+        for d in decisions:
+            if d.outcome == "queued":
+                daemon.counters.count("registered")
+                log.info("queued %s (document %d)", d.path.name, d.doc_id)
+            elif d.outcome == "gone":
+                self.inbox.release(d.path)
+            elif d.outcome == "wait":
+                self._later[d.path] = time.monotonic() + DUPLICATE_RECHECK_SECONDS
+            elif d.outcome == "move":
+                if d.status == DocumentStatus.DUPLICATE.value:
+                    daemon.counters.count("duplicates")
+                    log.info("duplicate %s (document %d): not read again", d.path.name, d.doc_id)
+                moves.append(Move(d.doc_id, d.path, d.status, d.error))
+        if any(d.outcome == "queued" for d in decisions):
+            daemon.wake.set()
+        daemon.outbox.move_out(moves)
+
+    @staticmethod
+    def _known_file(document: Document) -> str:
+        """A file whose row already exists: in the queue, or its outcome committed but the
+        file not yet moved (the process that committed it died, or is moving it right now)."""
+        return "skip" if document.status in _IN_FLIGHT else "move"

@@ -1,0 +1,190 @@
+"""Where read documents leave the daemon: group commit of outcomes, then the file moves.
+
+Results + status of a group of documents go in one transaction (group commit); only then do
+their files move to processed/ or failed/. Where a moved file went is recorded with the next
+transaction, whichever thread runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from ocrd.batching import Batcher
+from ocrd.config import Settings
+from ocrd.intake import move_to_failed, move_to_processed
+from ocrd.service.metrics import Counters
+from ocrd.store import Document, DocumentStatus, Store, documents
+from ocrd.store.claims import Claim
+from ocrd.types import DocumentReading
+
+log = logging.getLogger("ocrd.service")
+
+COMMIT_BATCH = 64  # documents finished per transaction
+
+
+@dataclass
+class Outcome:
+    """A read document on its way to the store: a reading, or the reason it failed."""
+
+    claim: Claim
+    path: Path
+    reading: DocumentReading | None
+    reason: str | None
+    seconds: float
+
+
+@dataclass
+class Move:
+    """A file whose outcome is committed and which must leave the inbox."""
+
+    doc_id: int | None
+    path: Path
+    status: str | None
+    error: str | None
+
+
+class Outbox:
+    """Commits outcomes in groups (committer thread) and moves their files out of the inbox."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        counters: Counters,
+        *,
+        release: Callable[[Path], None],
+        finished: Callable[[list[Outcome]], None],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.counters = counters
+        self.release = release  # the inbox may offer this path again
+        self.finished = finished  # outcomes no longer in flight (committed or given up)
+        self._placed: list[tuple[int, Path, Path]] = []  # moved files whose rows still say inbox
+        self._placed_lock = threading.Lock()
+        self.committer: Batcher[Outcome, None] | None = None
+
+    def start(self) -> None:
+        # Group commit: outcomes that queue up while one transaction runs share the next.
+        self.committer = Batcher(
+            self._commit_all, max_batch=COMMIT_BATCH, max_delay=0.002, name="committer"
+        )
+
+    def submit(self, outcome: Outcome) -> None:
+        assert self.committer is not None, "Outbox.start() first"
+        self.committer.submit(outcome)
+
+    @property
+    def alive(self) -> bool:
+        return self.committer is not None and self.committer.alive
+
+    def close(self, timeout: float) -> None:
+        if self.committer is not None:
+            self.committer.close(timeout=timeout)
+
+    def _commit_all(self, outcomes: list[Outcome]) -> list[None]:
+        self.commit(outcomes)
+        return [None] * len(outcomes)
+
+    def commit(self, outcomes: list[Outcome]) -> None:
+        """Committer thread: results + status for a group of documents in one transaction
+        (group commit), then the file moves. A group that fails is retried one by one."""
+        try:
+            self._commit_group(outcomes)
+            committed = outcomes
+        except Exception:
+            committed = []
+            for outcome in outcomes:
+                try:
+                    self._commit_group([outcome])
+                    committed.append(outcome)
+                except Exception:
+                    # Store unreachable or similar: the claim lapses and the work is redone.
+                    log.exception("document %d: outcome not committed", outcome.claim.id)
+        moves = []
+        for o in committed:
+            if o.reading is not None:
+                self.counters.count("done", o.reading.pages)
+                log.info(
+                    "done %s: %d page(s), %d field(s) in %.2f s",
+                    o.path.name, o.reading.pages, len(o.reading.fields), o.seconds,
+                )  # fmt: skip
+                moves.append(Move(o.claim.id, o.path, DocumentStatus.DONE.value, None))
+            else:
+                self.counters.count("failed")
+                log.warning("failed %s: %s", o.path.name, o.reason)
+                if o.path.exists():
+                    moves.append(Move(o.claim.id, o.path, DocumentStatus.FAILED.value, o.reason))
+        try:
+            self.move_out(moves)
+        finally:
+            self.finished(outcomes)
+
+    def _commit_group(self, outcomes: list[Outcome]) -> None:
+        with self.store.session() as session:
+            self.record_places(session)
+            for o in outcomes:
+                if o.reading is not None:
+                    documents.finish(session, o.claim.id, o.reading)
+                else:
+                    documents.fail(session, o.claim.id, o.reason or "failed")
+
+    def move_out(self, moves: list[Move]) -> None:
+        """Move files whose outcome is committed; where they went is recorded with the next
+        transaction (`record_places`)."""
+        settings = self.settings
+        placed = []
+        for m in moves:
+            try:
+                if m.status == DocumentStatus.FAILED.value:
+                    target: Path | None = move_to_failed(
+                        m.path, settings.failed, m.error or "failed"
+                    )
+                elif settings.on_done == "delete":
+                    m.path.unlink()
+                    target = None
+                else:
+                    target = move_to_processed(m.path, settings.processed)
+            except FileNotFoundError:
+                log.debug("%s already moved by another worker", m.path)
+                continue
+            except OSError as exc:
+                # Left in the inbox with its outcome committed: the next rescan moves it.
+                log.error("cannot move %s: %s", m.path, exc)
+                continue
+            finally:
+                self.release(m.path)
+            if target is not None and m.doc_id is not None:
+                placed.append((m.doc_id, m.path, target))
+        with self._placed_lock:
+            self._placed += placed
+
+    def record_places(self, session: Session) -> None:
+        """Write where moved files went, in whatever transaction comes next (a crash before
+        that only leaves a row pointing at the inbox path of a file that has left it)."""
+        with self._placed_lock:
+            placed, self._placed = self._placed, []
+        try:
+            for doc_id, old, new in placed:
+                session.execute(
+                    update(Document)
+                    .where(Document.id == doc_id, Document.path == str(old))
+                    .values(path=str(new))
+                    .execution_options(synchronize_session=False)
+                )
+        except Exception:
+            with self._placed_lock:
+                self._placed = placed + self._placed
+            raise
+
+    def flush_places(self) -> None:
+        if self._placed:
+            with self.store.session() as session:
+                self.record_places(session)
