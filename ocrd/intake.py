@@ -57,7 +57,7 @@ NAME_MAX = 255  # bytes per path component (ext4, xfs, btrfs, tmpfs...)
 TEMP_PREFIX = ".ocrd-"
 STALE_TEMP_SECONDS = 60.0  # a temp copy of a dead process untouched this long is left over
 ORPHAN_TEMP_SECONDS = 24 * 3600.0  # ... of any process (another host's, a reused pid)
-WRITER_GRACE_SECONDS = 30.0  # a file opened for writing and never closed: taken after this
+WRITER_GRACE_SECONDS = 30.0  # a file opened and never closed: taken after this anyway
 _COPY_CHUNK = 1 << 20
 
 
@@ -141,7 +141,7 @@ class Settler:
         self.max_backoff = max(max_backoff, settle_seconds)
         self._clock = clock
         self._candidates: dict[Path, _Candidate] = {}
-        self._writing: dict[Path, float] = {}  # opened for writing (inotify), not closed yet
+        self._open: dict[Path, list[float]] = {}  # inotify: [opens not closed yet, first open]
         self.unreadable: dict[Path, str] = {}
 
     def __len__(self) -> int:
@@ -167,17 +167,29 @@ class Settler:
             backoff=self.settle_seconds,
         )
 
-    def writing(self, path: Path) -> None:
-        """inotify saw the file created or written: wait for its close (or the grace time)."""
-        self._writing[path] = self._clock()
+    def opened(self, path: Path) -> None:
+        """inotify saw the file opened: until as many closes follow, someone has it open."""
+        entry = self._open.setdefault(path, [0, self._clock()])
+        entry[0] += 1
 
     def closed(self, path: Path) -> None:
-        """inotify saw the writer close the file."""
-        self._writing.pop(path, None)
+        """inotify saw the file closed (after writing or not)."""
+        entry = self._open.get(path)
+        if entry is not None:
+            entry[0] -= 1
+            if entry[0] <= 0:
+                del self._open[path]
+
+    def poke(self, path: Path) -> None:
+        """Something happened to a watched file (chmod, a write, a close): look again soon
+        instead of at the end of its back-off."""
+        cand = self._candidates.get(path)
+        if cand is not None:
+            cand.backoff = self.settle_seconds
+            cand.next_check = min(cand.next_check, self._clock() + self.settle_seconds)
 
     def forget(self, path: Path) -> None:
         self._candidates.pop(path, None)
-        self._writing.pop(path, None)
         self.unreadable.pop(path, None)
 
     def ready(self) -> list[Path]:
@@ -209,8 +221,14 @@ class Settler:
         return settled
 
     def _still_open(self, path: Path, now: float) -> bool:
-        opened = self._writing.get(path)
-        return opened is not None and now - opened < WRITER_GRACE_SECONDS
+        """Opened (by its writer) and not closed yet, for less than the grace time."""
+        entry = self._open.get(path)
+        if entry is None:
+            return False
+        if now - entry[1] >= WRITER_GRACE_SECONDS:
+            del self._open[path]  # a missed close, or a writer that never lets go
+            return False
+        return True
 
     def _readable(self, path: Path) -> bool:
         problem = _open_problem(path)
@@ -240,7 +258,7 @@ class Settler:
 
 
 class _EventForwarder(FileSystemEventHandler):
-    """Forwards (path, what) from watchdog's thread: what is 'dir', 'write', 'close' or 'seen'."""
+    """Forwards (path, what) from watchdog's thread: what is 'dir', 'open', 'close' or 'seen'."""
 
     def __init__(self, sink: queue.SimpleQueue[tuple[Path, str]]) -> None:
         self._sink = sink
@@ -255,12 +273,12 @@ class _EventForwarder(FileSystemEventHandler):
             return
         if kind == "moved":
             self._sink.put((Path(os.fsdecode(event.dest_path)), "seen"))
-        elif kind == "created":  # created in place: its writer has it open until "closed"
-            self._sink.put((Path(os.fsdecode(event.src_path)), "write"))
-        elif kind == "modified":  # also chmod/touch: not a sign of an open writer
-            self._sink.put((Path(os.fsdecode(event.src_path)), "seen"))
-        elif kind == "closed":
+        elif kind == "opened":  # inotify IN_OPEN (any opener, our own reads too)
+            self._sink.put((Path(os.fsdecode(event.src_path)), "open"))
+        elif kind in ("closed", "closed_no_write"):
             self._sink.put((Path(os.fsdecode(event.src_path)), "close"))
+        elif kind in ("created", "modified"):  # a moved-in file arrives as "created" too
+            self._sink.put((Path(os.fsdecode(event.src_path)), "seen"))
 
 
 def classify(path: Path, inbox: Path, symlinks: str = "refuse") -> tuple[str, str | None]:
@@ -390,10 +408,11 @@ class Inbox:
             if what == "dir":
                 rescan_needed = True
                 continue
-            if what == "write" and not self.polling:
-                self.settler.writing(path)
+            if what == "open" and not self.polling:
+                self.settler.opened(path)
             elif what == "close":
                 self.settler.closed(path)
+            self.settler.poke(path)
             self._consider(path)
         if rescan_needed:
             self.rescan()
