@@ -128,7 +128,9 @@ def test_connection_errors_never_print_a_password(tmp_path: Path) -> None:
 
 
 def test_postgresql_outage_logs_one_warning_and_one_recovery_line(
-    tmp_path: Path, postgres_server, postgres_url: str  # noqa: ANN001
+    tmp_path: Path,
+    postgres_server,  # noqa: ANN001
+    postgres_url: str,
 ) -> None:
     root = folders(tmp_path)
     inbox = root / "inbox"
