@@ -22,7 +22,7 @@ from ocrd.logsafe import Once
 log = logging.getLogger("ocrd.service")
 
 FIRST_DELAY = 0.5
-MAX_DELAY = 15.0
+MAX_DELAY = 5.0
 REPEAT_SECONDS = 60.0
 
 
