@@ -125,9 +125,13 @@ def test_results_formats(db_url: str, tmp_path: Path) -> None:
     assert as_csv.exit_code == 0, as_csv.output
     assert as_csv.stdout.startswith(CSV_HEADER_START + ",")
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
-    assert [row["text"] for row in rows] == ["123", "9", "77"]
-    assert rows[0]["path"] == str(tmp_path / "x.png") and rows[0]["confidence"] == "0.8"
-    assert json.loads(rows[0]["digits"])[0]["digit"] == "1"
+    assert [row["text"] for row in rows] == ["77", "123", "9"]  # newest document first
+    assert rows[1]["path"] == str(tmp_path / "x.png") and rows[1]["confidence"] == "0.8"
+    assert json.loads(rows[1]["digits"])[0]["digit"] == "1"
+    oldest_first = ocrd("results", "--csv", "--oldest-first", "--db", db_url)
+    assert [r["text"] for r in csv.DictReader(io.StringIO(oldest_first.stdout))] == [
+        "123", "9", "77"
+    ]  # fmt: skip
 
     as_json = ocrd("results", "--json", "--kind", "printed", "--db", db_url)
     (line,) = as_json.stdout.strip().splitlines()
@@ -137,7 +141,7 @@ def test_results_formats(db_url: str, tmp_path: Path) -> None:
 
     table = ocrd("results", "--limit", "2", "--db", db_url)
     assert table.exit_code == 0
-    assert "123" in table.stdout and "77" not in table.stdout
+    assert "77" in table.stdout and "123" in table.stdout and " 9 " not in table.stdout
     assert "1 more rows not shown" in table.stdout
     nothing = ocrd("results", "--since", "1h", "--kind", "unknown", "--db", db_url)
     assert nothing.exit_code == 0 and "no results match" in nothing.stdout

@@ -158,15 +158,16 @@ def test_results_filters(store: Store) -> None:
     def texts(**kwargs: object) -> list[str]:
         return [row.text for row in iter_results(store, ResultFilter(**kwargs))]
 
-    assert texts() == ["11", "22", "33", "44"]  # oldest first
-    assert texts(since=parse_when("7d")) == ["22", "33", "44"]
+    assert texts() == ["44", "22", "33", "11"]  # newest document first, fields in order
+    assert texts(oldest_first=True) == ["11", "22", "33", "44"]
+    assert texts(since=parse_when("7d")) == ["44", "22", "33"]
     assert texts(until=parse_when("7d")) == ["11"]
     assert texts(kind="printed") == ["44"]
     assert texts(min_confidence=0.55) == ["33"]
     assert texts(path_glob="*.TIF") == ["44"]  # case-insensitive, on the name
     assert texts(path_glob="/in/h*") == ["22", "33"]  # or on the full path
     assert texts(path_glob="hand_png") == []  # _ is literal, not a wildcard
-    assert texts(limit=2) == ["11", "22"]
+    assert texts(limit=2) == ["44", "22"]
 
 
 def test_status_filter_lists_documents_without_results(store: Store) -> None:

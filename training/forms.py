@@ -25,7 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, TiffImagePlugin
 
 from ocrd.types import Box
 
@@ -431,28 +431,21 @@ def _edge_shadow(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def write_document(pages: list[FormPage], path: Path, fmt: str) -> dict:
-    """Write `pages` as one file (png/jpeg: first page only) and return its truth record."""
+    """Write `pages` as one file (png/jpeg: first page only) and return its truth record.
+    Each page of a TIFF or PDF carries its own dpi (pages of one file may differ)."""
     images = [_pil_page(p) for p in pages]
     if fmt in ("png", "jpeg"):
         images = images[:1]
         pages = pages[:1]
-    dpi = pages[0].dpi
     if fmt == "png":
-        images[0].save(path, format="PNG", dpi=(dpi, dpi))
+        images[0].save(path, format="PNG", dpi=(pages[0].dpi,) * 2)
     elif fmt == "jpeg":
-        images[0].convert("L").save(path, format="JPEG", quality=92, dpi=(dpi, dpi))
+        images[0].convert("L").save(path, format="JPEG", quality=92, dpi=(pages[0].dpi,) * 2)
     elif fmt == "tiff":
-        compression = "group4" if all(i.mode == "1" for i in images) else "tiff_lzw"
-        images[0].save(
-            path,
-            format="TIFF",
-            save_all=True,
-            append_images=images[1:],
-            compression=compression,
-            dpi=(dpi, dpi),
-        )
+        _write_tiff(images, [p.dpi for p in pages], path)
     elif fmt == "pdf":
-        images[0].save(path, format="PDF", save_all=True, append_images=images[1:], resolution=dpi)
+        for index, (image, page) in enumerate(zip(images, pages, strict=True)):
+            image.save(path, format="PDF", append=index > 0, resolution=page.dpi)
     else:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     return {
@@ -460,6 +453,16 @@ def write_document(pages: list[FormPage], path: Path, fmt: str) -> dict:
         "format": fmt,
         "pages": [_page_truth(p, i + 1, fmt) for i, p in enumerate(pages)],
     }
+
+
+def _write_tiff(images: list[Image.Image], dpis: list[int], path: Path) -> None:
+    """A multi-page TIFF, one frame at a time (Pillow's save_all gives every frame the first
+    frame's dpi); bilevel documents as Group 4, others LZW."""
+    compression = "group4" if all(i.mode == "1" for i in images) else "tiff_lzw"
+    with TiffImagePlugin.AppendingTiffWriter(str(path), new=True) as tiff:
+        for image, dpi in zip(images, dpis, strict=True):
+            image.save(tiff, format="TIFF", compression=compression, dpi=(dpi, dpi))
+            tiff.newFrame()
 
 
 def _pil_page(page: FormPage) -> Image.Image:

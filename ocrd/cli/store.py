@@ -13,18 +13,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Row
 
 from ocrd.cli.app import ConfigOption, DbOption, OcrdError, app, cli_settings
 from ocrd.config import SETTING_NAMES, Settings, settings_as_dict
 
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+
 TABLE_ROWS = 50
 STATUS_UNREADABLE_SHOWN = 10
+FILE_NAME_ROOM = 28
+OUTPUT_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
 
 db_app = typer.Typer(help="Database schema: apply or show migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -117,10 +122,11 @@ class FileProcessor:
         return self._recognizer
 
     def process(self, path: Path) -> tuple[str, int, str]:
-        """Returns (outcome: done | duplicate | failed, result count, failure reason)."""
+        """Returns (outcome: done | duplicate | failed, result count, failure reason or, for a
+        duplicate, which document it repeats)."""
         from ocrd import pipeline
         from ocrd.intake import is_utf8, utf8_name
-        from ocrd.store import DocumentStatus, documents
+        from ocrd.store import Document, DocumentStatus, documents
         from ocrd.types import BadInputError
         from ocrd.vision import sniff_media_type
 
@@ -133,8 +139,11 @@ class FileProcessor:
         recorded = path if is_utf8(path) else Path(utf8_name(str(path)))
         with self.store.session() as session:
             document = documents.register(session, recorded, digest, reprocess=reprocess)
-        if document.status == DocumentStatus.DUPLICATE:
-            return "duplicate", 0, ""
+            if document.status == DocumentStatus.DUPLICATE:
+                original = session.get(Document, document.duplicate_of or -1)
+                where = f"#{original.id} {original.path}" if original else "(original gone)"
+                note = f"document #{document.id}, same content as {where}: not read again"
+                return "duplicate", 0, note
         with self.store.session() as session:
             documents.start(session, document.id, worker=self.settings.worker_id)
         try:
@@ -181,7 +190,9 @@ class _Reporter:
     def failed(self, path: Path, reason: str) -> None:
         from ocrd.logsafe import printable
 
-        line = f"ocrd: failed: {printable(path)}: {reason}"
+        self.note(f"ocrd: failed: {printable(path)}: {reason}")
+
+    def note(self, line: str) -> None:
         if self._progress is not None:  # print above the live bar, not through it
             self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
         else:
@@ -243,6 +254,7 @@ def process(
                 tally.results += count
             elif outcome == "duplicate":
                 tally.duplicates += 1
+                report.note(f"duplicate: {path}: {reason}")
             else:
                 tally.failed.append((path, reason))
                 report.failed(path, reason)
@@ -280,30 +292,77 @@ def _output(output: Path | None) -> Iterator[TextIO]:
         yield handle
 
 
-def _write_table(rows: Iterable[Row], out: TextIO, matching: int) -> None:
-    """A readable table of ``rows``; ``matching`` is how many rows match in all."""
+def _output_format(as_csv: bool, as_json: bool, output: Path | None) -> str:
+    """csv | json | table: the flag, else what the --output name says (.csv, .json, .jsonl),
+    else a table. A flag that contradicts the name is refused before anything is written."""
+    if as_csv and as_json:
+        raise OcrdError("choose one of --csv and --json")
+    flagged = "csv" if as_csv else "json" if as_json else None
+    implied = OUTPUT_FORMATS.get(output.suffix.lower()) if output is not None else None
+    if flagged and implied and flagged != implied:
+        raise OcrdError(
+            f"--{flagged} does not match the name {output.name} ({implied}): "  # type: ignore[union-attr]
+            f"drop the flag or name the file .{flagged}"
+        )
+    return flagged or implied or "table"
+
+
+def _short_time(value) -> str:  # noqa: ANN001 (datetime | None)
+    """UTC to the second, for the table (exports keep ISO 8601 with the offset)."""
     from ocrd.store.queries import format_time
 
-    table = Table(
-        "path", "page", "box", "text", "conf", "kind", "processed_at", header_style="bold"
-    )
-    shown = 0
+    return format_time(value).replace("T", " ").removesuffix("+00:00")
+
+
+def duplicate_note(row: Row) -> str:
+    """``duplicate of form.png #5``: where a duplicate's content was read."""
+    if row.duplicate_of is None:
+        return "duplicate (original gone)" if row.status == "duplicate" else ""
+    name = Path(row.duplicate_of_path).name if row.duplicate_of_path else "?"
+    return f"duplicate of {name} #{row.duplicate_of}"
+
+
+def _write_table(rows: Iterable[Row], out: TextIO, matching: int) -> None:
+    """A table of ``rows`` that fits the terminal (file names, not paths); ``matching`` is
+    how many rows match in all."""
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("file", overflow="fold", ratio=3)
+    table.add_column("page", justify="right")
+    table.add_column("box", overflow="fold", ratio=2)
+    table.add_column("text", overflow="fold", ratio=3)
+    table.add_column("conf", justify="right")
+    table.add_column("kind", overflow="fold", ratio=1)
+    table.add_column("processed (UTC)", ratio=2)
+    shown = review = longest_name = 0
     for row in rows:
         shown += 1
-        box = "" if row.x is None else f"{row.x},{row.y} {row.w}x{row.h}"
+        name = Path(row.path).name
+        longest_name = max(longest_name, len(name))
+        if row.status == "duplicate":  # --path on a duplicate: its original's results
+            name = f"{name} ({duplicate_note(row)})"
+        box_cell = "" if row.x is None else f"{row.x},{row.y} {row.w}x{row.h}"
         confidence = "" if row.confidence is None else f"{row.confidence:.3f}"
+        if row.needs_review:
+            confidence += "*"
+            review += 1
         text = row.text
         if row.result_id is None:  # a document without results (listed with --status)
-            text = f"({row.status}: {row.error})" if row.error else f"({row.status})"
-        table.add_row(
-            row.path, str(row.page or ""), box, text, confidence, row.kind or "",
-            format_time(row.processed_at),
-        )  # fmt: skip
+            why = f"{row.status}: {row.error}" if row.error else duplicate_note(row) or row.status
+            text = f"({why})"
+        table.add_row(name, str(row.page or ""), box_cell, text, confidence, row.kind or "",
+                      _short_time(row.processed_at))  # fmt: skip
     console = _console(out)
+    # a whole file name of up to 28 characters before anything else gets room
+    table.columns[0].min_width = min(longest_name, FILE_NAME_ROOM)
     if shown:
         console.print(table)
+    if review:
+        console.print("* needs review", highlight=False)
     if matching > shown:
-        console.print(f"... {matching - shown} more rows not shown (use --csv or --json for all)")
+        console.print(
+            f"... {matching - shown} more rows not shown (--limit N, or --csv / --json for all)",
+            highlight=False,
+        )
     elif not shown:
         console.print("no results match")
 
@@ -313,16 +372,23 @@ def results(
     since: Annotated[
         str | None,
         typer.Option(
+            metavar="WHEN",
             help="Processed at or after: today, yesterday, 2026-01-31, "
-            "2026-01-31T08:00 (local), or a span back from now: 30m, 2h, 7d, 1w."
+            "2026-01-31T08:00 (local), or a span back from now: 30m, 2h, 7d, 1w.",
         ),
     ] = None,  # fmt: skip
     until: Annotated[
-        str | None, typer.Option(help="Processed before (same forms as --since).")
+        str | None,
+        typer.Option(metavar="WHEN", help="Processed before (same forms as --since)."),
     ] = None,
     path: Annotated[
         str | None,
-        typer.Option("--path", help="Glob (* and ?) on the file's path or original name."),
+        typer.Option(
+            "--path",
+            metavar="GLOB",
+            help="Glob (* and ?) on the file's path or original name. A duplicate matched "
+            "this way lists its original's results, marked with the original.",
+        ),
     ] = None,
     min_confidence: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Only results at least this sure.")
@@ -332,10 +398,20 @@ def results(
         Status | None,
         typer.Option(help="Only documents in this state (also lists those without results)."),
     ] = None,
+    oldest_first: Annotated[
+        bool, typer.Option("--oldest-first", help="Oldest documents first (default: newest).")
+    ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a stable header.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per result.")] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write to FILE instead of stdout; without --csv or --json the format follows "
+            "its extension (.csv, .json, .jsonl), else a table.",
+        ),
     ] = None,
     limit: Annotated[
         int | None,
@@ -344,10 +420,11 @@ def results(
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """List or export stored results, oldest first, streamed in constant memory.
+    """List or export stored results, newest documents first, streamed in constant memory.
 
     CSV columns: path,page,x,y,w,h,text,confidence,kind,model,processed_at,sha256, then
-    document_id,result_id,status,original_name,error,digits (JSON per-digit details).
+    document_id,result_id,status,original_name,error,digits (JSON per-digit details),
+    duplicate_of,duplicate_of_path,needs_review,review_reason.
     """
     from ocrd.store.queries import (
         COLUMNS,
@@ -358,8 +435,7 @@ def results(
         iter_results,
     )
 
-    if as_csv and as_json:
-        raise OcrdError("choose one of --csv and --json")
+    fmt = _output_format(as_csv, as_json, output)
     filters = ResultFilter(
         since=_parse_time_option("--since", since),
         until=_parse_time_option("--until", until),
@@ -368,20 +444,21 @@ def results(
         kind=kind.value if kind else None,
         status=status.value if status else None,
         limit=limit,
+        oldest_first=oldest_first,
     )
     store = _open(cli_settings(config, database_url=db), write=False)
     table_rows, matching = limit or TABLE_ROWS, 0
-    if not (as_csv or as_json):  # the table shows the first rows and counts the rest
+    if fmt == "table":  # the table shows the first rows and counts the rest
         matching = count_results(store, dataclasses.replace(filters, limit=None))
         filters = dataclasses.replace(filters, limit=table_rows)
     rows = iter_results(store, filters)
     with _output(output) as out:
-        if as_csv:
+        if fmt == "csv":
             writer = csv.writer(out, lineterminator="\n")
             writer.writerow(COLUMNS)
             for row in rows:
                 writer.writerow(export_values(row))
-        elif as_json:
+        elif fmt == "json":
             for row in rows:
                 out.write(export_json(row) + "\n")
         else:
@@ -407,9 +484,11 @@ def status(
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Show documents by status, the last processed file, throughput and the oldest pending file.
+    """Show documents by status, the last processed file, throughput, the oldest pending file,
+    and the last failures with their reasons.
 
-    Throughput is files (done or failed) and results per minute over the last hour.
+    Throughput is files (done or failed) and results per minute over the last hour. Failures
+    are counted by reason (the text before the first colon of the stored error).
     """
     from ocrd.intake import unreadable_files
     from ocrd.store.queries import format_time, status_summary
@@ -452,6 +531,30 @@ def status(
         "oldest pending: "
         + (f"{oldest['path']} (waiting {_age(oldest['age_seconds'])})" if oldest else "none")
     )
+    _print_failures(console, summary)
+
+
+def _print_failures(console: Console, summary) -> None:  # noqa: ANN001 (StatusSummary)
+    from ocrd.store.queries import format_time
+
+    if not summary.recent_failures:
+        console.print("failures: none", highlight=False)
+        return
+    reasons = ", ".join(f"{count} {reason}" for reason, count in summary.failure_reasons.items())
+    console.print(f"failures by reason: {reasons}", markup=False, highlight=False)
+    title = f"last {len(summary.recent_failures)} failed"
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, title=title,
+                  title_justify="left")  # fmt: skip
+    table.add_column("id", justify="right")
+    table.add_column("file", overflow="fold", ratio=1)
+    table.add_column("reason", overflow="fold", ratio=3)
+    table.add_column("failed (UTC)")
+    for failure in summary.recent_failures:
+        table.add_row(str(failure["id"]), Path(str(failure["path"])).name, str(failure["error"]),
+                      format_time(failure["finished_at"]).removesuffix("+00:00"))  # fmt: skip
+    console.print(table)
+    console.print("(ocrd show ID for one document; ocrd results --status failed for all)",
+                  markup=False, highlight=False)  # fmt: skip
 
 
 # -- config --------------------------------------------------------------------------------------
@@ -466,7 +569,7 @@ def show_config(
     """Print the effective settings and where each came from.
 
     Precedence: flag > OCRD_<NAME> environment variable > TOML config file (--config,
-    OCRD_CONFIG, /etc/ocrd/ocrd.toml) > default. Sources: flag, env, file:<path>, default.
+    OCRD_CONFIG, /etc/ocrd/ocrd.toml) > default. Sources: flag, env, file:PATH, default.
     """
     from ocrd.store import mask_url
 

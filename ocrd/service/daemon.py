@@ -29,6 +29,7 @@ from ocrd.service.startup import (
     StartupError,
     check_folders,
     configure_compute,
+    create_folders,
     open_checked_store,
     reconcile_moves,
 )
@@ -116,8 +117,9 @@ class Daemon:
     def start(self) -> None:
         """Checks, store, models (loaded and warmed), threads; then READY=1."""
         settings = self.settings
-        check_folders(settings)
+        check_folders(settings, create=False)  # everything checked before anything is made
         self.store = open_checked_store(settings)
+        create_folders(settings)
         swept = sweep_stale_temp_files([settings.processed, settings.failed, settings.inbox])
         if swept:
             log.warning("removed %d temp file(s) left by an interrupted move", swept)
@@ -387,7 +389,6 @@ def run(settings: Settings, reload_settings: Callable[[], Settings] | None = Non
     daemon = Daemon(settings, reload_settings=reload_settings)
     try:
         return daemon.run()
-    except StartupError as exc:
-        log.error("cannot start: %s", exc)
+    except StartupError as exc:  # once, on stderr (journald records it too)
         print(f"ocrd watch: error: {exc}", file=sys.stderr)
         return 2

@@ -38,6 +38,7 @@ class _Decision:
     doc_id: int | None = None
     status: str | None = None
     error: str | None = None
+    repeats: str = "its original"  # a duplicate: "#id path" of the document it repeats
 
 
 class Intake:
@@ -192,7 +193,8 @@ class Intake:
             session.delete(mine)
             session.flush()
             return _Decision(path, "skip" if original.path == key else "wait")
-        return _Decision(path, "move", mine.id, mine.status, mine.error)
+        repeats = f"#{original.id} {original.path}" if original is not None else "a gone document"
+        return _Decision(path, "move", mine.id, mine.status, mine.error, repeats)
 
     def _act(self, decisions: list[_Decision]) -> None:
         daemon = self.daemon
@@ -209,8 +211,8 @@ class Intake:
                 if d.status == DocumentStatus.DUPLICATE.value:
                     daemon.counters.count("duplicates")
                     log.info(
-                        "duplicate %s (document %d): not read again",
-                        printable(d.path.name), d.doc_id,
+                        "duplicate %s (document %d) of %s: not read again",
+                        printable(d.path.name), d.doc_id, d.repeats,
                     )  # fmt: skip
                 moves.append(Move(d.doc_id, d.path, d.status, d.error))
         if any(d.outcome == "queued" for d in decisions):

@@ -31,26 +31,17 @@ def _nested(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
-def check_folders(settings: Settings) -> None:
-    """Inbox must exist; processed/ and failed/ are created if missing; all must be writable
-    and none may lie inside another (the daemon would read its own output)."""
+def check_folders(settings: Settings, *, create: bool = True) -> None:
+    """Inbox must exist; processed/ and failed/ must be folders or creatable; all writable, and
+    none may lie inside another (the daemon would read its own output). Nothing is created
+    until every check passed; ``create=False`` leaves creating to ``create_folders`` (the
+    daemon checks the database first)."""
     inbox = settings.inbox
     if not inbox.is_dir():
         raise StartupError(f"inbox {inbox} does not exist or is not a folder (mkdir -p {inbox})")
     folders = {"inbox": inbox, "processed": settings.processed, "failed": settings.failed}
     for name, folder in folders.items():
-        if name != "inbox" and not folder.exists():
-            try:
-                folder.mkdir(parents=True)
-                log.info("created %s folder %s", name, folder)
-            except OSError as exc:
-                raise StartupError(
-                    f"cannot create {name} folder {folder}: {exc.strerror}"
-                ) from None
-        if not folder.is_dir():
-            raise StartupError(f"{name} {folder} is not a folder")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise StartupError(f"{name} folder {folder} is not writable by this user")
+        _check_writable(name, folder)
     resolved = {name: folder.resolve() for name, folder in folders.items()}
     names = list(resolved)
     for i, first in enumerate(names):
@@ -61,6 +52,33 @@ def check_folders(settings: Settings) -> None:
                     f"{first} ({a}) and {second} ({b}) must be separate folders, "
                     "neither inside the other"
                 )
+    if create:
+        create_folders(settings)
+
+
+def _check_writable(name: str, folder: Path) -> None:
+    """A writable folder, or a missing one whose nearest existing parent lets us create it."""
+    if folder.exists():
+        if not folder.is_dir():
+            raise StartupError(f"{name} {folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise StartupError(f"{name} folder {folder} is not writable by this user")
+        return
+    parent = next(p for p in folder.absolute().parents if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise StartupError(f"cannot create {name} folder {folder}: {parent} is not writable")
+
+
+def create_folders(settings: Settings) -> None:
+    """processed/ and failed/ when missing (after the start-up checks passed)."""
+    for name, folder in (("processed", settings.processed), ("failed", settings.failed)):
+        if folder.is_dir():
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot create {name} folder {folder}: {exc.strerror}") from None
+        log.info("created %s folder %s", name, folder)
 
 
 def open_checked_store(settings: Settings) -> Store:

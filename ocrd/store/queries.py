@@ -1,4 +1,5 @@
-"""Read-side queries: the filtered, streamed result export and the status summary."""
+"""Read-side queries: the filtered, streamed result export, one document's record (``ocrd show``)
+and the status summary."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import Row, Select, Text, cast, func, select
+from sqlalchemy import Row, Select, Text, cast, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from ocrd.store.engine import Store
 from ocrd.store.models import Document, DocumentStatus, Result, utcnow
@@ -19,7 +21,13 @@ STABLE_COLUMNS = (
     "path", "page", "x", "y", "w", "h", "text", "confidence", "kind", "model",
     "processed_at", "sha256",
 )  # fmt: skip
-EXTRA_COLUMNS = ("document_id", "result_id", "status", "original_name", "error", "digits")
+EXTRA_COLUMNS = (
+    "document_id", "result_id", "status", "original_name", "error", "digits",
+    # a duplicate: the document it repeats (id and path); with --path, a duplicate's rows are
+    # its original's results, marked by these two cells
+    "duplicate_of", "duplicate_of_path",
+    "needs_review", "review_reason",
+)  # fmt: skip
 COLUMNS = STABLE_COLUMNS + EXTRA_COLUMNS
 
 STREAM_BATCH = 2000
@@ -53,10 +61,14 @@ def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     return parsed.astimezone(UTC)  # naive datetimes are taken as local time
 
 
+def like_literal(text: str) -> str:
+    """``text`` matched literally by SQL LIKE with ``\\`` as escape."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def glob_to_like(pattern: str) -> str:
     """Shell glob (``*`` and ``?``) to an SQL LIKE pattern with ``\\`` as escape."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
+    return like_literal(pattern).replace("*", "%").replace("?", "_")
 
 
 @dataclass(frozen=True)
@@ -68,9 +80,11 @@ class ResultFilter:
     kind: str | None = None
     status: str | None = None  # with a status, documents without results are listed too
     limit: int | None = None
+    oldest_first: bool = False  # default: the newest documents first
 
 
 def results_query(filters: ResultFilter) -> Select:
+    original = aliased(Document, name="original")
     processed_at = Document.finished_at.label("processed_at")
     columns = [
         Document.path, Result.page, Result.x, Result.y, Result.w, Result.h, Result.text,
@@ -79,13 +93,19 @@ def results_query(filters: ResultFilter) -> Select:
         Document.original_name, Document.error,
         # the stored JSON text as is: exporting never parses and re-serialises it
         cast(Result.digits, Text).label("digits"),
+        Document.duplicate_of, original.path.label("duplicate_of_path"),
+        Result.needs_review, Result.review_reason,
     ]  # fmt: skip
     query = select(*columns).select_from(Document)
+    query = query.outerjoin(original, original.id == Document.duplicate_of)
+    owner = Document.id
+    if filters.path_glob:  # a duplicate asked for by name answers with its original's results
+        owner = func.coalesce(Document.duplicate_of, Document.id)
     if filters.status:
-        query = query.outerjoin(Result, Result.document_id == Document.id)
+        query = query.outerjoin(Result, Result.document_id == owner)
         query = query.where(Document.status == filters.status)
     else:
-        query = query.join(Result, Result.document_id == Document.id)
+        query = query.join(Result, Result.document_id == owner)
     if filters.since is not None:
         query = query.where(Document.finished_at >= filters.since)
     if filters.until is not None:
@@ -99,7 +119,11 @@ def results_query(filters: ResultFilter) -> Select:
         query = query.where(Result.confidence >= filters.min_confidence)
     if filters.kind:
         query = query.where(Result.kind == filters.kind)
-    query = query.order_by(Document.finished_at, Document.id, Result.page, Result.id)
+    when = func.coalesce(Document.finished_at, Document.received_at)  # pending: not finished
+    if filters.oldest_first:
+        query = query.order_by(when, Document.id, Result.page, Result.id)
+    else:
+        query = query.order_by(when.desc(), Document.id.desc(), Result.page, Result.id)
     if filters.limit is not None:
         query = query.limit(filters.limit)
     return query
@@ -129,6 +153,7 @@ def format_time(value: datetime | None) -> str:
 
 _PROCESSED_AT = COLUMNS.index("processed_at")
 _CONFIDENCE = COLUMNS.index("confidence")
+_NEEDS_REVIEW = COLUMNS.index("needs_review")
 
 
 def export_values(row: Row) -> list[object]:
@@ -137,6 +162,8 @@ def export_values(row: Row) -> list[object]:
     cells[_PROCESSED_AT] = format_time(cells[_PROCESSED_AT])
     if cells[_CONFIDENCE] is not None:
         cells[_CONFIDENCE] = round(cells[_CONFIDENCE], 5)
+    if cells[_NEEDS_REVIEW] is not None:  # the same cell on SQLite (0/1) and PostgreSQL
+        cells[_NEEDS_REVIEW] = "true" if cells[_NEEDS_REVIEW] else "false"
     return cells
 
 
@@ -145,6 +172,8 @@ def export_json(row: Row) -> str:
     record = dict(zip(COLUMNS, export_values(row), strict=True))
     record["processed_at"] = record["processed_at"] or None
     record["digits"] = json.loads(row.digits) if row.digits is not None else None
+    if row.needs_review is not None:
+        record["needs_review"] = bool(row.needs_review)
     return json.dumps(record, ensure_ascii=False)
 
 
@@ -159,6 +188,8 @@ class StatusSummary:
     results_last_window: int = 0
     no_fields: int = 0  # done documents noted "no fields found"
     unreadable: list[dict[str, str]] = field(default_factory=list)  # inbox files (see cli)
+    recent_failures: list[dict[str, object]] = field(default_factory=list)  # path, error, when
+    failure_reasons: dict[str, int] = field(default_factory=dict)  # reason -> failed documents
 
     @property
     def files_per_minute(self) -> float:
@@ -184,10 +215,21 @@ class StatusSummary:
             "results_per_minute": round(self.results_per_minute, 3),
             "no_fields_found": self.no_fields,
             "unreadable": self.unreadable,
+            "recent_failures": [stamp(entry) for entry in self.recent_failures],
+            "failure_reasons": self.failure_reasons,
         }
 
 
-def status_summary(store: Store, *, window_minutes: int = 60) -> StatusSummary:
+def failure_reason(error: str | None) -> str:
+    """The kind of a stored failure, for counting: the text before the first ': ' (``corrupt
+    JPEG file: <libjpeg's words>`` -> ``corrupt JPEG file``), or all of it."""
+    text = (error or "unknown error").strip()
+    return text.split(": ", 1)[0] if ": " in text else text
+
+
+def status_summary(
+    store: Store, *, window_minutes: int = 60, recent_failures: int = 5
+) -> StatusSummary:
     now = utcnow()
     window_start = now - timedelta(minutes=window_minutes)
     processed = (DocumentStatus.DONE.value, DocumentStatus.FAILED.value)
@@ -231,4 +273,81 @@ def status_summary(store: Store, *, window_minutes: int = 60) -> StatusSummary:
         summary.results_last_window = session.scalar(
             select(func.count()).select_from(Result).where(Result.created_at >= window_start)
         ) or 0  # fmt: skip
+        _add_failures(session, summary, recent_failures)
     return summary
+
+
+def _add_failures(session: Session, summary: StatusSummary, recent: int) -> None:
+    failed = Document.status == DocumentStatus.FAILED.value
+    last = session.execute(
+        select(Document.id, Document.path, Document.error, Document.finished_at)
+        .where(failed)
+        .order_by(Document.finished_at.desc(), Document.id.desc())
+        .limit(recent)
+    ).all()
+    summary.recent_failures = [dict(row._mapping) for row in last]
+    reasons: dict[str, int] = {}
+    by_error = select(Document.error, func.count()).where(failed).group_by(Document.error)
+    for error, count in session.execute(by_error):
+        reason = failure_reason(error)
+        reasons[reason] = reasons.get(reason, 0) + count
+    summary.failure_reasons = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+# -- one document (`ocrd show`) --------------------------------------------------------------------
+
+SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def find_documents(
+    session: Session,
+    *,
+    document_id: int | None = None,
+    sha256: str | None = None,
+    path: str | None = None,
+) -> list[Document]:
+    """Documents by id, by content (sha256) or by file (the full path it has now, a path
+    ending in ``path``, or its original name); the most recently received first."""
+    query = select(Document)
+    if document_id is not None:
+        query = query.where(Document.id == document_id)
+    elif sha256 is not None:
+        query = query.where(Document.sha256 == sha256.lower())
+    elif path is not None:
+        tail = "%/" + like_literal(path)
+        query = query.where(
+            or_(
+                Document.path == path,
+                Document.path.like(tail, escape="\\"),
+                Document.original_name == path,
+            )
+        )
+    else:
+        raise ValueError("give a document id, a sha256 or a path")
+    return list(session.scalars(query.order_by(Document.received_at.desc(), Document.id.desc())))
+
+
+def duplicates_of(session: Session, document_id: int) -> list[Document]:
+    return list(
+        session.scalars(
+            select(Document).where(Document.duplicate_of == document_id).order_by(Document.id)
+        )
+    )
+
+
+def reading_order(results: list[Result]) -> list[Result]:
+    """Fields page by page, top to bottom, and left to right within a line (fields whose
+    vertical centre lies within the first field of the line)."""
+    ordered: list[Result] = []
+    by_centre = sorted(results, key=lambda r: (r.page, r.y + r.h / 2, r.x))
+    line: list[Result] = []
+    for result in by_centre:
+        first = line[0] if line else None
+        if first is not None and (
+            first.page != result.page or result.y + result.h / 2 > first.y + first.h
+        ):
+            ordered.extend(sorted(line, key=lambda r: r.x))
+            line = []
+        line.append(result)
+    ordered.extend(sorted(line, key=lambda r: r.x))
+    return ordered
