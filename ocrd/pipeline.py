@@ -41,6 +41,7 @@ import numpy as np
 from ocrd.normalize import LINE_MARGIN
 from ocrd.types import Box, DigitReading, DocumentReading, Field, FieldReading, Page
 from ocrd.vision import find_fields, iter_pages, sniff_media_type
+from ocrd.vision.loading import Admit, to_file_coordinates
 
 if TYPE_CHECKING:
     from ocrd.recognition import DigitPrediction, LinePrediction, Recognizer
@@ -52,11 +53,22 @@ SURE_DIGIT = 0.8
 
 
 def extract_fields(
-    path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, pdf_dpi: int = 300
+    path: Path,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    pdf_dpi: int = 300,
+    max_pages: int = 0,
+    admit: Admit | None = None,
 ) -> Iterator[tuple[Page, list[Field]]]:
-    """Each page of the file with its fields, one page at a time. Raises BadInputError."""
-    for page in iter_pages(Path(path), max_pixels=max_pixels, pdf_dpi=pdf_dpi):
-        yield page, find_fields(page)
+    """Each page of the file with its fields (boxes in the file's pixels), one page at a time.
+    `max_pages` and `admit` (a memory budget): see `ocrd.vision.loading.iter_pages`.
+    Raises BadInputError."""
+    pages = iter_pages(
+        Path(path), max_pixels=max_pixels, pdf_dpi=pdf_dpi, max_pages=max_pages, admit=admit
+    )
+    for page in pages:
+        yield page, to_file_coordinates(find_fields(page), page)
+        del page  # not alive beside the next page while it is decoded
 
 
 def read_fields(fields: Sequence[Field], recognizer: Recognizer) -> list[FieldReading | None]:
@@ -87,12 +99,14 @@ def read_document(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     pdf_dpi: int = 300,
+    max_pages: int = 0,
 ) -> DocumentReading:
     """Everything read from one file (models loaded lazily). Raises BadInputError."""
     path = Path(path)
     media_type = sniff_media_type(path)
     document = DocumentReading(media_type=media_type, pages=0)
-    for page, fields in extract_fields(path, max_pixels=max_pixels, pdf_dpi=pdf_dpi):
+    pages = extract_fields(path, max_pixels=max_pixels, pdf_dpi=pdf_dpi, max_pages=max_pages)
+    for page, fields in pages:
         document.pages = page.number
         if fields and recognizer is None:  # bad files fail before the models load
             from ocrd.recognition import load_recognizer
@@ -101,6 +115,16 @@ def read_document(
         if fields:
             readings = read_fields(fields, recognizer)
             document.fields.extend(r for r in readings if r is not None)
+    return with_empty_note(document)
+
+
+NO_FIELDS_NOTE = "no fields found"
+
+
+def with_empty_note(document: DocumentReading) -> DocumentReading:
+    """A document read without a single field gets the note (counted by `ocrd status`)."""
+    if not document.fields and NO_FIELDS_NOTE not in document.notes:
+        document.notes.append(NO_FIELDS_NOTE)
     return document
 
 

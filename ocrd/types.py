@@ -42,6 +42,7 @@ class Page:
     number: int  # 1-based
     image: np.ndarray
     dpi: int = 0
+    reduced: float = 1.0  # file pixels per image pixel: > 1 when a huge page was reduced on load
 
 
 @dataclass
