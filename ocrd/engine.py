@@ -14,6 +14,17 @@
 
 A worker that dies (a decoder crash, an OOM kill) takes only the pool down: it is replaced and
 the file is tried once more; a file that kills two workers is reported as failed.
+
+Memory (the `memory_budget_mb` setting): a worker decodes one page at a time, and a huge page
+is reduced while it is decoded (`ocrd.vision.loading`), so a worker's pixel peak is its
+document's largest page, never the document. Before a document goes to a worker, the engine
+holds that peak - estimated from the file's header, nothing decoded - on one `MemoryBudget`
+until the worker is done with it; so the pages being decoded across all workers together stay
+within the budget (a document whose page alone exceeds it runs with nothing else held, so work
+never stops). A byte count shared by processes would need shared memory and locks across them;
+holding it here, where the work is handed out, is simpler and holds the same bound. Not
+counted: each worker's fixed base (interpreter, OpenCV, ~100 MB) and the crops of a
+document's fields on their way to the models.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ocrd.batching import Batcher
+from ocrd.budget import MemoryBudget
 from ocrd.config import Settings
 from ocrd.types import BadInputError, DocumentReading, Field
 
@@ -74,19 +86,22 @@ def _alive(pid: int) -> bool:
 
 
 def extract_document(
-    path: Path, max_pixels: int, pdf_dpi: int, input_kind: str = "auto"
+    path: Path, max_pixels: int, pdf_dpi: int, max_pages: int = 0, input_kind: str = "auto"
 ) -> tuple[str, int, list[Field], list[str]]:
-    """Worker process: (media type, pages, fields of every page, page notes) of one file."""
+    """Worker process: (media type, pages, fields of every page, boxes in the file's pixels,
+    page notes) of one file, decoded page by page (only the fields are kept)."""
     from ocrd.pipeline import extract_fields
     from ocrd.vision import sniff_media_type
 
     media_type = sniff_media_type(path)
     pages, found, notes = 0, [], []
-    pages_iter = extract_fields(path, max_pixels=max_pixels, pdf_dpi=pdf_dpi, input_kind=input_kind)
-    for page, fields in pages_iter:
+    for page, fields in extract_fields(
+        path, max_pixels=max_pixels, pdf_dpi=pdf_dpi, max_pages=max_pages, input_kind=input_kind
+    ):
         pages = max(pages, page.number)
         found += fields
         notes += page.notes
+        del page  # not alive beside the next page while it is decoded
     return media_type, pages, found, notes
 
 
@@ -108,12 +123,21 @@ def _vision_pool(workers: int) -> ProcessPoolExecutor:
 class Engine:
     """Vision worker processes + recognition through shared batchers (module doc)."""
 
-    def __init__(self, recognizer: Any, settings: Settings, *, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        recognizer: Any,
+        settings: Settings,
+        *,
+        workers: int | None = None,
+        budget: MemoryBudget | None = None,
+    ) -> None:
         import numpy as np
 
         self.recognizer = recognizer
         self.settings = settings
         self.workers = max(1, workers or settings.workers)
+        # Pages being decoded in all workers together (module doc); the daemon passes its own.
+        self.budget = budget or MemoryBudget.from_megabytes(settings.memory_budget_mb)
         # Shipped weights may hold only the digit model; fields are then read digit by digit.
         self.has_lines = bool(getattr(recognizer, "has_line_model", True))
         delay = settings.max_delay_ms / 1000
@@ -151,8 +175,9 @@ class Engine:
     # - one document -
 
     def read(self, path: Path) -> DocumentReading:
-        """Everything read from one file. Raises BadInputError. Thread-safe, blocking."""
-        from ocrd.pipeline import fuse
+        """Everything read from one file ('no fields found' noted when there is none).
+        Raises BadInputError. Thread-safe, blocking."""
+        from ocrd.pipeline import fuse, with_empty_note
 
         media_type, pages, fields, notes = self._extract(Path(path))
         pending = []
@@ -168,24 +193,22 @@ class Engine:
             reading = fuse(fld, line, digits, model_name, self.settings.accept_confidence)
             if reading is not None:
                 readings.append(reading)
-        return DocumentReading(media_type=media_type, pages=pages, fields=readings, notes=notes)
+        document = DocumentReading(media_type=media_type, pages=pages, fields=readings, notes=notes)
+        return with_empty_note(document)
 
     def _extract(self, path: Path) -> tuple[str, int, list[Field], list[str]]:
-        settings = self.settings
-        for attempt in (1, 2):
-            pool = self._pool
-            try:
-                future = pool.submit(
-                    extract_document,
-                    path,
-                    settings.max_pixels,
-                    settings.pdf_dpi,
-                    settings.input_kind,
-                )
-                return future.result()
-            except BrokenProcessPool:
-                self._replace_pool(pool)
-                log.warning("a vision worker died reading %s (attempt %d)", path, attempt)
+        from ocrd.vision.loading import estimate_peak_bytes
+
+        s = self.settings
+        args = (path, s.max_pixels, s.pdf_dpi, s.max_pages, s.input_kind)
+        with self.budget.hold(estimate_peak_bytes(path, s.max_pixels, s.pdf_dpi)):
+            for attempt in (1, 2):
+                pool = self._pool
+                try:
+                    return pool.submit(extract_document, *args).result()
+                except BrokenProcessPool:
+                    self._replace_pool(pool)
+                    log.warning("a vision worker died reading %s (attempt %d)", path, attempt)
         raise BadInputError("the decoder crashed on this file (twice)")
 
     def _replace_pool(self, broken: ProcessPoolExecutor) -> None:

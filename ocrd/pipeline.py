@@ -42,6 +42,7 @@ from ocrd.calibration import shipped_calibration
 from ocrd.normalize import LINE_MARGIN
 from ocrd.types import Box, DigitReading, DocumentReading, Field, FieldReading, Page
 from ocrd.vision import find_fields, iter_pages, sniff_media_type
+from ocrd.vision.loading import Admit, to_file_coordinates
 
 if TYPE_CHECKING:
     from ocrd.recognition import DigitPrediction, LinePrediction, Recognizer
@@ -58,12 +59,19 @@ def extract_fields(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     pdf_dpi: int = 300,
+    max_pages: int = 0,
+    admit: Admit | None = None,
     input_kind: str = "auto",
 ) -> Iterator[tuple[Page, list[Field]]]:
-    """Each page of the file with its fields, one page at a time. Raises BadInputError.
-    `input_kind`: auto | page | field | digit (`ocrd.vision.kinds`)."""
-    for page in iter_pages(Path(path), max_pixels=max_pixels, pdf_dpi=pdf_dpi):
-        yield page, find_fields(page, input_kind)
+    """Each page of the file with its fields (boxes in the file's pixels), one page at a time.
+    `max_pages` and `admit` (a memory budget): see `ocrd.vision.loading.iter_pages`;
+    `input_kind`: auto | page | field | digit (`ocrd.vision.kinds`). Raises BadInputError."""
+    pages = iter_pages(
+        Path(path), max_pixels=max_pixels, pdf_dpi=pdf_dpi, max_pages=max_pages, admit=admit
+    )
+    for page in pages:
+        yield page, to_file_coordinates(find_fields(page, input_kind), page)
+        del page  # not alive beside the next page while it is decoded
 
 
 def read_fields(
@@ -98,13 +106,16 @@ def read_document(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     pdf_dpi: int = 300,
+    max_pages: int = 0,
     input_kind: str = "auto",
 ) -> DocumentReading:
     """Everything read from one file (models loaded lazily). Raises BadInputError."""
     path = Path(path)
     media_type = sniff_media_type(path)
     document = DocumentReading(media_type=media_type, pages=0)
-    pages = extract_fields(path, max_pixels=max_pixels, pdf_dpi=pdf_dpi, input_kind=input_kind)
+    pages = extract_fields(
+        path, max_pixels=max_pixels, pdf_dpi=pdf_dpi, max_pages=max_pages, input_kind=input_kind
+    )
     for page, fields in pages:
         document.pages = page.number
         document.notes.extend(page.notes)
@@ -115,6 +126,16 @@ def read_document(
         if fields:
             readings = read_fields(fields, recognizer)
             document.fields.extend(r for r in readings if r is not None)
+    return with_empty_note(document)
+
+
+NO_FIELDS_NOTE = "no fields found"
+
+
+def with_empty_note(document: DocumentReading) -> DocumentReading:
+    """A document read without a single field gets the note (counted by `ocrd status`)."""
+    if not document.fields and NO_FIELDS_NOTE not in document.notes:
+        document.notes.append(NO_FIELDS_NOTE)
     return document
 
 
