@@ -176,3 +176,35 @@ def test_the_shipped_classifier_reads_style_variants(t10k):
     labels, _conf = load_recognizer().recognize_digits(batch)
     accuracy = float(np.mean(labels == np.array([label for _, label in samples])))
     assert accuracy >= 0.95
+
+
+@pytest.mark.parametrize("dpi", [150, 200])
+def test_a_scanned_pdf_page_is_read_in_the_scans_own_pixels(tmp_path, t10k, dpi):
+    from PIL import Image
+
+    from ocrd.vision import iter_pages
+
+    page = render_page(t10k, np.random.default_rng(21), dpi=dpi)
+    path = tmp_path / "scan.pdf"
+    Image.fromarray(page.image).save(path, format="PDF", resolution=dpi)
+    [loaded] = list(iter_pages(path))
+    assert loaded.dpi == dpi
+    assert abs(loaded.image.shape[0] - page.image.shape[0]) <= 1
+    assert abs(loaded.image.shape[1] - page.image.shape[1]) <= 1
+    boxes = [f.box.as_list() for f in find_fields(loaded)]
+    from training.forms import best_match
+
+    assert all(best_match(boxes, truth.box) is not None for truth in page.fields)
+
+
+def test_a_vector_pdf_page_renders_at_the_default_dpi(tmp_path):
+    import pypdfium2 as pdfium
+
+    from ocrd.vision import iter_pages
+
+    pdf = pdfium.PdfDocument.new()
+    pdf.new_page(595, 842)  # A4 in points, no image on it
+    path = tmp_path / "vector.pdf"
+    pdf.save(str(path))
+    [loaded] = list(iter_pages(path))
+    assert loaded.dpi == 300 and abs(loaded.image.shape[0] - round(842 * 300 / 72)) <= 1

@@ -31,6 +31,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ocrd.files import NotRegularFileError, open_regular
 from ocrd.types import BadInputError, Field, Page
+from ocrd.vision.pdf_native import native_dpi
 
 DEFAULT_MAX_PIXELS = 200_000_000
 DEFAULT_PDF_DPI = 300
@@ -447,6 +448,9 @@ def _pdf_page(pdf, index: int, max_pixels: int, dpi: int, admit: Admit) -> Itera
         width_pt, height_pt = page.get_size()
         if page.get_rotation() in (90, 270):
             width_pt, height_pt = height_pt, width_pt
+        # A scanned page renders in its scan's own pixels (boxes as a viewer of the extracted
+        # image shows them); text and vector pages at `dpi`.
+        dpi = native_dpi(page) or dpi
         scale = dpi / 72.0
         width, height = int(round(width_pt * scale)), int(round(height_pt * scale))
     except Exception as exc:
