@@ -34,6 +34,12 @@ def _default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
+def _calibrated_accept() -> float:
+    from ocrd.calibration import shipped_calibration
+
+    return shipped_calibration().accept_confidence
+
+
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -56,10 +62,15 @@ class Settings:
     workers: int = field(default_factory=_default_workers)
     max_pixels: int = 200_000_000  # larger pages are rejected (decompression bombs)
     pdf_dpi: int = 300
+    input_kind: str = "auto"  # what files hold: auto | page (forms) | field | digit
+    max_pages: int = 1000  # documents with more pages fail with the reason (0 = no cap)
+    memory_budget_mb: int = 1024  # pages being decoded/read at once must fit (2 GB service)
+    symlinks: str = "refuse"  # "refuse" (to failed/) | "inside-inbox" (follow links into it)
     log_level: str = "INFO"
     metrics_port: int = 0  # 0 = no metrics endpoint
     review_port: int = 0  # the review page (`ocrd review`, and the daemon when not 0)
-    accept_confidence: float = 0.9  # fields read less sure than this go to the review queue
+    # Fields less sure than this go to the review queue (default: the calibrated value).
+    accept_confidence: float = field(default_factory=_calibrated_accept)
     worker_id: str = field(default_factory=_default_worker_id)
     templates_dir: Path = Path("templates")  # form templates (*.toml); reloaded on SIGHUP
     # name -> "flag" | "env" | "file:<path>" | "default"
@@ -159,6 +170,10 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "workers": _positive_int,
     "max_pixels": _positive_int,
     "pdf_dpi": _positive_int,
+    "input_kind": _choice("auto", "page", "field", "digit"),
+    "max_pages": _non_negative(_parse_int),
+    "memory_budget_mb": _positive_int,
+    "symlinks": _choice("refuse", "inside-inbox"),
     "log_level": _parse_log_level,
     "metrics_port": _non_negative(_parse_int),
     "review_port": _non_negative(_parse_int),
@@ -203,19 +218,24 @@ def _read_toml(path: Path) -> dict[str, object]:
 
 def _absolute_sqlite_url(url: str, base: Path) -> str:
     """Make relative SQLite paths absolute (so every process opens the same file); a bare
-    path without ``://`` is taken as a SQLite file."""
+    path without ``://`` is taken as a SQLite file. A libpq ``key=value`` string and a URL
+    that does not parse are refused with a one-line reason that never shows the password."""
+    from ocrd.store.urls import DatabaseUrlError, looks_like_conninfo, mask_url, parse_database_url
+
+    if looks_like_conninfo(url):
+        raise ConfigError(
+            f"database_url: {mask_url(url)!r} is a libpq key=value string; write it as a URL: "
+            "postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+        )
     if "://" not in url:
         return f"sqlite:///{(base / Path(url).expanduser()).resolve()}"
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise ConfigError(f"database_url: not a database URL: {url!r} ({exc})") from None
+        parsed = parse_database_url(url)
+    except DatabaseUrlError as exc:
+        raise ConfigError(f"database_url: {exc}") from None
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return url
+        return url  # as written: parse_database_url reads it the same way every time
     if database.startswith("file:") or Path(database).is_absolute():
         return url
     return parsed.set(database=str((base / database).resolve())).render_as_string(

@@ -14,6 +14,17 @@
 
 A worker that dies (a decoder crash, an OOM kill) takes only the pool down: it is replaced and
 the file is tried once more; a file that kills two workers is reported as failed.
+
+Memory (the `memory_budget_mb` setting): a worker decodes one page at a time, and a huge page
+is reduced while it is decoded (`ocrd.vision.loading`), so a worker's pixel peak is its
+document's largest page, never the document. Before a document goes to a worker, the engine
+holds that peak - estimated from the file's header, nothing decoded - on one `MemoryBudget`
+until the worker is done with it; so the pages being decoded across all workers together stay
+within the budget (a document whose page alone exceeds it runs with nothing else held, so work
+never stops). A byte count shared by processes would need shared memory and locks across them;
+holding it here, where the work is handed out, is simpler and holds the same bound. Not
+counted: each worker's fixed base (interpreter, OpenCV, ~100 MB) and the crops of a
+document's fields on their way to the models.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ocrd.batching import Batcher
+from ocrd.budget import MemoryBudget
 from ocrd.config import Settings
 from ocrd.types import BadInputError, DocumentReading, Field
 
@@ -74,23 +86,32 @@ def _alive(pid: int) -> bool:
 
 
 def extract_document(
-    path: Path, max_pixels: int, pdf_dpi: int, templates: Any = None
-) -> tuple[str, int, list[Field], dict]:
-    """Worker process: (media type, pages, fields of every page, template matches) of one
-    file. Pages are matched against `templates` (an ocrd.templates.TemplateSet) here, where
-    the page images are: page number -> (match or None, page shape)."""
+    path: Path,
+    max_pixels: int,
+    pdf_dpi: int,
+    max_pages: int = 0,
+    input_kind: str = "auto",
+    templates: Any = None,
+) -> tuple[str, int, list[Field], list[str], dict]:
+    """Worker process: (media type, pages, fields of every page, boxes in the file's pixels,
+    page notes, template matches) of one file, decoded page by page (only the fields are kept).
+    Pages are matched against `templates` (an ocrd.templates.TemplateSet) here, where the page
+    images are: page number -> (match or None, page shape)."""
     from ocrd.pipeline import extract_fields
     from ocrd.vision import sniff_media_type
 
     media_type = sniff_media_type(path)
-    pages, found = 0, []
-    matches: dict = {}
-    for page, fields in extract_fields(path, max_pixels=max_pixels, pdf_dpi=pdf_dpi):
+    pages, found, notes, matches = 0, [], [], {}
+    for page, fields in extract_fields(
+        path, max_pixels=max_pixels, pdf_dpi=pdf_dpi, max_pages=max_pages, input_kind=input_kind
+    ):
         pages = max(pages, page.number)
         found += fields
+        notes += page.notes
         if templates:
             matches[page.number] = (templates.match(page), page.image.shape)
-    return media_type, pages, found, matches
+        del page  # not alive beside the next page while it is decoded
+    return media_type, pages, found, notes, matches
 
 
 def _ready() -> int:
@@ -111,12 +132,21 @@ def _vision_pool(workers: int) -> ProcessPoolExecutor:
 class Engine:
     """Vision worker processes + recognition through shared batchers (module doc)."""
 
-    def __init__(self, recognizer: Any, settings: Settings, *, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        recognizer: Any,
+        settings: Settings,
+        *,
+        workers: int | None = None,
+        budget: MemoryBudget | None = None,
+    ) -> None:
         import numpy as np
 
         self.recognizer = recognizer
         self.settings = settings
         self.workers = max(1, workers or settings.workers)
+        # Pages being decoded in all workers together (module doc); the daemon passes its own.
+        self.budget = budget or MemoryBudget.from_megabytes(settings.memory_budget_mb)
         # Shipped weights may hold only the digit model; fields are then read digit by digit.
         self.has_lines = bool(getattr(recognizer, "has_line_model", True))
         self.templates: Any = None  # ocrd.templates.TemplateSet; pages are matched against it
@@ -155,10 +185,11 @@ class Engine:
     # - one document -
 
     def read(self, path: Path) -> DocumentReading:
-        """Everything read from one file. Raises BadInputError. Thread-safe, blocking."""
-        from ocrd.pipeline import fuse
+        """Everything read from one file ('no fields found' noted when there is none).
+        Raises BadInputError. Thread-safe, blocking."""
+        from ocrd.pipeline import fuse, with_empty_note
 
-        media_type, pages, fields, matches = self._extract(Path(path))
+        media_type, pages, fields, notes, matches = self._extract(Path(path))
         pending = []
         for fld in fields:
             wants_line = self.has_lines and fld.line_crop is not None
@@ -168,27 +199,30 @@ class Engine:
         model_name = self.recognizer.model_name
         for fld, line_future, digit_futures in pending:
             line = line_future.result() if line_future is not None else None
-            reading = fuse(fld, line, [f.result() for f in digit_futures], model_name)
+            digits = [f.result() for f in digit_futures]
+            reading = fuse(fld, line, digits, model_name, self.settings.accept_confidence)
             if reading is not None:
                 readings.append(reading)
         if matches:
             from ocrd.templates import name_pages
 
             readings = name_pages(readings, matches)
-        return DocumentReading(media_type=media_type, pages=pages, fields=readings)
+        document = DocumentReading(media_type=media_type, pages=pages, fields=readings, notes=notes)
+        return with_empty_note(document)
 
-    def _extract(self, path: Path) -> tuple[str, int, list[Field], dict]:
-        settings = self.settings
-        for attempt in (1, 2):
-            pool = self._pool
-            try:
-                future = pool.submit(
-                    extract_document, path, settings.max_pixels, settings.pdf_dpi, self.templates
-                )
-                return future.result()
-            except BrokenProcessPool:
-                self._replace_pool(pool)
-                log.warning("a vision worker died reading %s (attempt %d)", path, attempt)
+    def _extract(self, path: Path) -> tuple[str, int, list[Field], list[str], dict]:
+        from ocrd.vision.loading import estimate_peak_bytes
+
+        s = self.settings
+        args = (path, s.max_pixels, s.pdf_dpi, s.max_pages, s.input_kind, self.templates)
+        with self.budget.hold(estimate_peak_bytes(path, s.max_pixels, s.pdf_dpi)):
+            for attempt in (1, 2):
+                pool = self._pool
+                try:
+                    return pool.submit(extract_document, *args).result()
+                except BrokenProcessPool:
+                    self._replace_pool(pool)
+                    log.warning("a vision worker died reading %s (attempt %d)", path, attempt)
         raise BadInputError("the decoder crashed on this file (twice)")
 
     def _replace_pool(self, broken: ProcessPoolExecutor) -> None:

@@ -38,9 +38,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ocrd.calibration import shipped_calibration
 from ocrd.normalize import LINE_MARGIN
 from ocrd.types import Box, DigitReading, DocumentReading, Field, FieldReading, Page
 from ocrd.vision import find_fields, iter_pages, sniff_media_type
+from ocrd.vision.loading import Admit, to_file_coordinates
 
 if TYPE_CHECKING:
     from ocrd.recognition import DigitPrediction, LinePrediction, Recognizer
@@ -49,19 +51,35 @@ if TYPE_CHECKING:
 DEFAULT_MAX_PIXELS = 200_000_000
 DIGIT_LAYOUTS = frozenset({"comb", "single"})
 DISAGREEMENT_PENALTY = 0.7
+FIELD_ALIGN = False
 SURE_DIGIT = 0.8
 
 
 def extract_fields(
-    path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, pdf_dpi: int = 300
+    path: Path,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    pdf_dpi: int = 300,
+    max_pages: int = 0,
+    admit: Admit | None = None,
+    input_kind: str = "auto",
 ) -> Iterator[tuple[Page, list[Field]]]:
-    """Each page of the file with its fields, one page at a time. Raises BadInputError."""
-    for page in iter_pages(Path(path), max_pixels=max_pixels, pdf_dpi=pdf_dpi):
-        yield page, find_fields(page)
+    """Each page of the file with its fields (boxes in the file's pixels), one page at a time.
+    `max_pages` and `admit` (a memory budget): see `ocrd.vision.loading.iter_pages`;
+    `input_kind`: auto | page | field | digit (`ocrd.vision.kinds`). Raises BadInputError."""
+    pages = iter_pages(
+        Path(path), max_pixels=max_pixels, pdf_dpi=pdf_dpi, max_pages=max_pages, admit=admit
+    )
+    for page in pages:
+        yield page, to_file_coordinates(find_fields(page, input_kind), page)
+        del page  # not alive beside the next page while it is decoded
 
 
-def read_fields(fields: Sequence[Field], recognizer: Recognizer) -> list[FieldReading | None]:
-    """Read a batch of fields with one sequence call and one classifier call; fuse each."""
+def read_fields(
+    fields: Sequence[Field], recognizer: Recognizer, *, calibrated: bool = True
+) -> list[FieldReading | None]:
+    """Read a batch of fields with one sequence call and one classifier call; fuse each
+    (`calibrated=False`: raw fused confidences, for fitting the calibration)."""
     if not fields:
         return []
     has_lines = getattr(recognizer, "has_line_model", True)  # digits-only model sets work too
@@ -78,7 +96,8 @@ def read_fields(fields: Sequence[Field], recognizer: Recognizer) -> list[FieldRe
     for field, line in zip(fields, lines, strict=True):
         digits = list(digit_predictions[start : start + len(field.digit_crops)])
         start += len(field.digit_crops)
-        readings.append(fuse(field, line, digits, recognizer.model_name))
+        combine = fuse if calibrated else _fused
+        readings.append(combine(field, line, digits, recognizer.model_name))
     return readings
 
 
@@ -88,15 +107,20 @@ def read_document(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     pdf_dpi: int = 300,
+    max_pages: int = 0,
+    input_kind: str = "auto",
     templates: TemplateSet | None = None,
 ) -> DocumentReading:
-    """Everything read from one file (models loaded lazily), each page's fields named after
-    the template it matches, if any. Raises BadInputError."""
+    """Everything read from one file (models loaded lazily). Raises BadInputError."""
     path = Path(path)
     media_type = sniff_media_type(path)
     document = DocumentReading(media_type=media_type, pages=0)
-    for page, fields in extract_fields(path, max_pixels=max_pixels, pdf_dpi=pdf_dpi):
+    pages = extract_fields(
+        path, max_pixels=max_pixels, pdf_dpi=pdf_dpi, max_pages=max_pages, input_kind=input_kind
+    )
+    for page, fields in pages:
         document.pages = page.number
+        document.notes.extend(page.notes)
         if fields and recognizer is None:  # bad files fail before the models load
             from ocrd.recognition import load_recognizer
 
@@ -107,6 +131,16 @@ def read_document(
 
             readings = apply_templates(page, readings, templates)
         document.fields.extend(readings)
+    return with_empty_note(document)
+
+
+NO_FIELDS_NOTE = "no fields found"
+
+
+def with_empty_note(document: DocumentReading) -> DocumentReading:
+    """A document read without a single field gets the note (counted by `ocrd status`)."""
+    if not document.fields and NO_FIELDS_NOTE not in document.notes:
+        document.notes.append(NO_FIELDS_NOTE)
     return document
 
 
@@ -115,8 +149,33 @@ def fuse(
     line: LinePrediction | None,
     digits: list[DigitPrediction],
     model_name: str,
+    accept_confidence: float | None = None,
 ) -> FieldReading | None:
-    """One text + confidence for a field from the two readers (policy in the module doc)."""
+    """One text + confidence for a field from the two readers (policy in the module doc).
+
+    The confidence is then calibrated (`ocrd.calibration`: the probability that the whole
+    field is right) and a field below `accept_confidence` (default: the calibration's) is
+    marked needs_review."""
+    reading = _fused(field, line, digits, model_name)
+    if reading is None:
+        return None
+    calibration = shipped_calibration()
+    reading.confidence = calibration.probability(reading.confidence, field.layout)
+    accept = calibration.accept_confidence if accept_confidence is None else accept_confidence
+    if reading.confidence < accept:
+        reading.needs_review = True
+        reading.review_reason = f"confidence {reading.confidence:.3f} < {accept:g}"
+    return reading
+
+
+def _fused(
+    field: Field,
+    line: LinePrediction | None,
+    digits: list[DigitPrediction],
+    model_name: str,
+) -> FieldReading | None:
+    if field.layout == "field":
+        return _field_image_reading(field, line, digits, model_name)
     if digits and not any(d.is_digit for d in digits):
         return None
     every_blob = list(zip(digits, field.digit_boxes, strict=False))
@@ -160,6 +219,31 @@ def fuse(
         kind=field.kind,
         model=model_name,
         digits=details,
+    )
+
+
+def _field_image_reading(
+    field: Field,
+    line: LinePrediction | None,
+    digits: list[DigitPrediction],
+    model_name: str,
+) -> FieldReading | None:
+    """A whole image holding one number: the sequence model reads it (it was trained on
+    such images); where the classifier's blobs line up one-to-one with its digits, each
+    position takes the surer reader."""
+    if line is None or not line.text:
+        return None
+    pairs = [(d, box) for d, box in zip(digits, field.digit_boxes, strict=False) if d.is_digit]
+    if FIELD_ALIGN and len(pairs) == len(line.text):
+        return _aligned_reading(field, pairs, line, model_name)
+    return FieldReading(
+        page=field.page,
+        box=field.box,
+        text=line.text,
+        confidence=float(np.clip(line.confidence, 0.0, 1.0)),
+        kind=field.kind,
+        model=model_name,
+        digits=_digit_details(field, line.text, None, line),
     )
 
 

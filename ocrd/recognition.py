@@ -377,7 +377,9 @@ _cache_lock = threading.Lock()
 
 
 def load_recognizer(models_dir: Path | None = None) -> Recognizer:
-    """The process-wide recognizer for `models_dir` (default: the shipped models)."""
+    """The process-wide recognizer for `models_dir` (default: $OCRD_MODELS_DIR, a folder of
+    candidate weights for benchmarks, else the shipped models)."""
+    models_dir = models_dir or os.environ.get("OCRD_MODELS_DIR") or None
     key = Path(models_dir).resolve() if models_dir else MODELS_DIR
     with _cache_lock:
         if key not in _cache:

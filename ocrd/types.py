@@ -42,6 +42,8 @@ class Page:
     number: int  # 1-based
     image: np.ndarray
     dpi: int = 0
+    notes: list[str] = field(default_factory=list)  # warnings vision raised on this page
+    reduced: float = 1.0  # file pixels per image pixel: > 1 when a huge page was reduced on load
 
 
 @dataclass

@@ -88,6 +88,23 @@ def test_engine_reads_what_the_synchronous_pipeline_reads(form_files):
     assert engine.digits.stats.items > 0 and engine.digits.stats.batches < engine.digits.stats.items
 
 
+def test_engine_admits_documents_against_its_memory_budget(form_files):
+    """Each document holds its largest page's estimated bytes while a worker decodes it: with a
+    budget smaller than any page, two workers still decode only one document at a time."""
+    from ocrd.budget import MemoryBudget
+    from ocrd.recognition import load_recognizer
+    from ocrd.vision.loading import estimate_peak_bytes
+
+    settings = load_settings({"workers": 2})
+    readable = [p for p in form_files if p.name != "notes.png"]
+    assert all(estimate_peak_bytes(p, settings.max_pixels) > 100 for p in readable)
+    budget = MemoryBudget(100)
+    with Engine(load_recognizer(), settings, budget=budget) as engine:
+        outcomes = list(engine.read_all((path, path) for path in readable))
+    assert all(future.result().fields for _, future in outcomes)
+    assert budget.peak == 100 and budget.used == 0  # one at a time, all released
+
+
 ENGINE_THEN_SLEEP = """
 import time
 from ocrd.config import load_settings

@@ -5,6 +5,7 @@ Examples:
     python -m training sequence --epochs 16 --seed 1
     python -m training sequence --epochs 8 --seed 2 --init ocrd/models/lines.keras  # stage 2
     python -m training digit --epochs 3 --seed 2 --init ocrd/models/digits.keras     # stage 2
+    python -m training calibrate             # field-confidence calibration for --out
     python -m training evaluate              # figures for the models in --out
     python -m training export --out /tmp/savedmodels
     python -m training export --litert       # ocrd/models/*.tflite, after new Keras weights
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "command", choices=["digit", "sequence", "evaluate", "export", "corrections"]
+        "command",
+        choices=["digit", "sequence", "calibrate", "evaluate", "export", "corrections"],
     )
     parser.add_argument(
         "--data",
@@ -74,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="digit: also train on the crops the pipeline cuts from this many generated form "
         "pages (written with training digits only)",
+    )
+    parser.add_argument(
+        "--mix",
+        choices=["mnist", "real", "real-light", "real-styles"],
+        default="mnist",
+        help="data mix; 'real' adds other writers: for sequence, mostly real ORAND-CAR-A lines "
+        "and strings composed from their digits; for digit, ORAND-CAR-A digit boxes and style "
+        "variants (training/styles.py)",
     )
     parser.add_argument(
         "--litert",
@@ -112,12 +122,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "digit":
             from training.digits import train_digits
 
-            entry = train_digits(epochs=args.epochs or 8, form_pages=args.form_pages, **common)
+            entry = train_digits(
+                epochs=args.epochs or 8, form_pages=args.form_pages, mix=args.mix, **common
+            )
         else:
             from training.sequence import train_sequence
 
-            entry = train_sequence(epochs=args.epochs or 16, grow=args.grow, **common)
+            entry = train_sequence(epochs=args.epochs or 16, grow=args.grow, mix=args.mix, **common)
         _log(json.dumps(entry["metrics"], indent=1))
+    elif args.command == "calibrate":
+        from training.calibrate import calibrate
+
+        calibrate(args.out or DEFAULT_MODELS_DIR, args.data, seed=args.seed, log=_log)
     elif args.command == "corrections":
         from training.corrections import export_corrections
 

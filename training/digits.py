@@ -10,13 +10,13 @@ hold-out), printed digits rendered from the machine's fonts, and non-digit blobs
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ocrd.normalize import DIGIT_SIZE, normalize_digit
-from training import synth
+from training import styles, synth
 from training.readers import load_mnist
 
 NOT_A_DIGIT = 10
@@ -27,6 +27,8 @@ VALIDATION_SIZE = 5000
 VALIDATION_SPLIT_SEED = 1
 PRINTED_PER_EPOCH = 6000
 NON_DIGIT_PER_EPOCH = 6000
+ORAND_REPEATS = 2  # each real ORAND digit twice per epoch, differently augmented
+STYLES_PER_EPOCH = 8000
 BATCH_SIZE = 256
 # Share of true (validation) digits allowed below the reject threshold.
 TARGET_DIGIT_REJECT = 0.002
@@ -41,18 +43,44 @@ class DigitData:
     printed: list[np.ndarray]
     printed_labels: np.ndarray
     non_digit_glyphs: list[np.ndarray]
+    # Other writers ("real" mix): ORAND-CAR-A digit boxes (ink crops) of the training part,
+    # and those of the validation tenth that picks checkpoints (never the hold-out).
+    orand: list[np.ndarray] = field(default_factory=list)
+    orand_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    orand_val: list[np.ndarray] = field(default_factory=list)
+    orand_val_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
-def load_digit_data(data_dir: Path | None, seed: int) -> DigitData:
+def load_digit_data(data_dir: Path | None, seed: int, mix: str = "mnist") -> DigitData:
     images, labels = load_mnist("train", data_dir)
     order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(len(images))
     val, train = order[:VALIDATION_SIZE], order[VALIDATION_SIZE:]
     printed, printed_labels = synth.printed_glyphs("0123456789")
     non_digit, _ = synth.printed_glyphs(synth.NON_DIGIT_CHARS)
-    return DigitData(
+    data = DigitData(
         images[train], labels[train], images[val], labels[val],
         printed, printed_labels, non_digit,
     )  # fmt: skip
+    if mix == "real":
+        data.orand, data.orand_labels, data.orand_val, data.orand_val_labels = _orand_digits(
+            data_dir
+        )
+    return data
+
+
+def _orand_digits(data_dir: Path | None) -> tuple[list, np.ndarray, list, np.ndarray]:
+    """ORAND-CAR-A digit crops: (fit crops, labels, validation crops, labels)."""
+    from training.readers import load_orand_car_a, split_holdout
+    from training.sequence import ORAND_VAL_FRACTION, orand_digit_glyphs
+
+    train, _holdout = split_holdout(load_orand_car_a(data_dir))
+    fit, val = split_holdout(train, ORAND_VAL_FRACTION, VALIDATION_SPLIT_SEED)
+    out = []
+    for samples in (fit, val):
+        by_label = orand_digit_glyphs(samples)
+        crops = [crop for group in by_label for crop in group]
+        out += [crops, np.concatenate([np.full(len(g), d) for d, g in enumerate(by_label)])]
+    return out[0], out[1].astype(np.int64), out[2], out[3].astype(np.int64)
 
 
 def _finish(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -94,10 +122,33 @@ def build_epoch(
         blob = synth.non_digit_blob(rng, data.non_digit_glyphs, data.train_images)
         samples.append(_finish(blob, rng))
         labels.append(NOT_A_DIGIT)
+    if data.orand:  # the "real" mix: other writers' digits and styles MNIST lacks
+        for _ in range(ORAND_REPEATS):
+            for crop, label in zip(data.orand, data.orand_labels, strict=True):
+                samples.append(augmented_digit(crop, rng, p=0.8))
+                labels.append(label)
+        by_label = _by_label(data.train_images, data.train_labels)
+        for _ in range(STYLES_PER_EPOCH):
+            glyph, label = styles.styled_digit(rng, by_label)
+            samples.append(augmented_digit(glyph, rng, p=0.8))
+            labels.append(label)
     x = np.stack(samples)[..., None]
     y = np.asarray(labels, np.int64)
     order = rng.permutation(len(y))
     return x[order], y[order]
+
+
+def _per_set(model, val: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+    """Accuracy on each validation set (argmax over 11 classes), for the log."""
+    parts = []
+    for name, (x, y) in val.items():
+        predicted = model.predict(x, batch_size=1024, verbose=0).argmax(axis=1)
+        parts.append(f"{name} {float(np.mean(predicted == y)):.4f}")
+    return " ".join(parts)
+
+
+def _by_label(images: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
+    return [images[labels == d] for d in range(10)]
 
 
 def form_crop_sets(
@@ -124,11 +175,19 @@ def validation_sets(data: DigitData, seed: int) -> dict[str, tuple[np.ndarray, n
     printed = np.stack([augmented_digit(data.printed[i], rng, p=0.9) for i in picks])[..., None]
     blobs = [synth.non_digit_blob(rng, data.non_digit_glyphs, data.val_images) for _ in range(2000)]
     non_digit = np.stack([_finish(blob, rng) for blob in blobs])[..., None]
-    return {
+    sets = {
         "mnist": (mnist, data.val_labels),
         "printed": (printed, data.printed_labels[picks]),
         "non_digit": (non_digit, np.full(len(non_digit), NOT_A_DIGIT)),
     }
+    if data.orand_val:
+        sets["orand"] = (np.stack([normalize_digit(c) for c in data.orand_val])[..., None],
+                         data.orand_val_labels)  # fmt: skip
+        by_label = _by_label(data.val_images, data.val_labels)
+        styled = [styles.styled_digit(rng, by_label) for _ in range(2000)]
+        sets["styles"] = (np.stack([normalize_digit(g) for g, _ in styled])[..., None],
+                          np.array([label for _, label in styled]))  # fmt: skip
+    return sets
 
 
 def build_model(seed: int):
@@ -213,6 +272,7 @@ def train_digits(
     version: str = "1.0",
     init: Path | None = None,
     form_pages: int = 0,
+    mix: str = "mnist",
     extra: Path | None = None,
 ) -> dict:
     """Train, calibrate and save `digits.keras` into `out_dir`; returns the manifest entry.
@@ -229,7 +289,7 @@ def train_digits(
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     started = time.monotonic()
-    data = load_digit_data(data_dir, seed)
+    data = load_digit_data(data_dir, seed, mix)
     val = validation_sets(data, seed)
     form_train = None
     if form_pages:
@@ -242,6 +302,8 @@ def train_digits(
     model = build_model(seed)
     epoch_size = len(data.train_labels) + PRINTED_PER_EPOCH + NON_DIGIT_PER_EPOCH
     epoch_size += len(form_train[1]) if form_train is not None else 0
+    if data.orand:
+        epoch_size += ORAND_REPEATS * len(data.orand) + STYLES_PER_EPOCH
     steps = epochs * int(np.ceil(epoch_size / BATCH_SIZE))
     initial, peak = 1e-3, 3e-3
     if init is not None:
@@ -261,14 +323,14 @@ def train_digits(
     if init is not None:  # a continued stage never ships weights worse than it started from
         _, best_accuracy = model.evaluate(val_x, val_y, batch_size=1024, verbose=0)
         best_weights = model.get_weights()
-        log(f"digits epoch 0 (init): val acc {best_accuracy:.4f}")
+        log(f"digits epoch 0 (init): val acc {best_accuracy:.4f} {_per_set(model, val)}")
     for epoch in range(epochs):
         x, y = build_epoch(data, rng, PRINTED_PER_EPOCH, NON_DIGIT_PER_EPOCH, form_train)
         history = model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0, shuffle=False)
         _, accuracy = model.evaluate(val_x, val_y, batch_size=1024, verbose=0)
         log(
             f"digits epoch {epoch + 1}/{epochs}: loss {history.history['loss'][-1]:.4f} "
-            f"val acc {accuracy:.4f} ({time.monotonic() - started:.0f}s)"
+            f"val acc {accuracy:.4f} {_per_set(model, val)} ({time.monotonic() - started:.0f}s)"
         )
         # Checkpoint picking uses the hold-out of MNIST train, never t10k.
         if accuracy >= best_accuracy:
@@ -309,6 +371,10 @@ def train_digits(
                 "noise, fragments)"
                 + (f"; digit crops cut by the pipeline from {form_pages} generated form pages"
                    if form_pages else "")
+                + (f"; ORAND-CAR-A digit boxes of the training part ({len(data.orand)}, "
+                   f"x{ORAND_REPEATS}); {STYLES_PER_EPOCH} style variants per epoch "
+                   "(training/styles.py: flagged 1, crossed 7, open/closed 4, straight 9, "
+                   f"{len(styles.handwriting_fonts())} handwriting fonts)" if data.orand else "")
             ),
             "seed": seed,
             "epochs": epochs,

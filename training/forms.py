@@ -6,8 +6,8 @@ printed reference number. Handwritten strings are composed from MNIST digits (`s
 for anything used in training, `split="t10k"` for evaluation only). One scan degradation
 is applied per page (rotation, scale, blur, noise, speckle, JPEG, bilevel fax, edge shadow,
 grey paper, faint pencil, or a mix). Ground truth per field: text, kind, layout and the tight
-ink box in the pixels of the file as written (for PDF: pixels of the page rendered at
-`PDF_RENDER_DPI`).
+ink box in the pixels of the file as written (PDF pages too: ocrd renders a scanned PDF
+page at its image's own resolution).
 
     python -m training.forms --out DIR --pages N --seed S --split SPLIT --format FMT
 
@@ -30,7 +30,6 @@ from PIL import Image, ImageDraw, ImageFont, TiffImagePlugin
 from ocrd.types import Box
 
 A4_INCHES = (8.27, 11.69)  # width, height
-PDF_RENDER_DPI = 300  # ocrd rasterises PDF pages at this dpi; PDF truth boxes are in its pixels
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 LAYOUTS = ("comb", "underline", "box", "free", "printed")
 MATCH_IOU = 0.5  # a found field overlapping its truth box this much counts as located
@@ -473,17 +472,15 @@ def _pil_page(page: FormPage) -> Image.Image:
 
 
 def _page_truth(page: FormPage, number: int, fmt: str) -> dict:
-    factor = PDF_RENDER_DPI / page.dpi if fmt == "pdf" else 1.0
-    fields = []
-    for f in page.fields:
-        box = [int(round(v * factor)) for v in f.box]
-        fields.append(asdict(f) | {"box": box})
+    """Truth in the page's own pixels: every format, PDF too (ocrd renders a scanned PDF page
+    at its image's resolution). `fmt` is kept for callers."""
+    fields = [asdict(f) | {"box": list(f.box)} for f in page.fields]
     h, w = page.image.shape
     return {
         "page": number,
-        "dpi": PDF_RENDER_DPI if fmt == "pdf" else page.dpi,
-        "width": int(round(w * factor)),
-        "height": int(round(h * factor)),
+        "dpi": page.dpi,
+        "width": w,
+        "height": h,
         "degradation": page.degradation,
         "fields": fields,
     }

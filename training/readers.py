@@ -327,6 +327,8 @@ def load_svhn_cropped(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
 class StringSample:
     path: Path
     text: str  # the digits, left to right (separators are not labelled)
+    # (x, y, w, h) of each digit in image pixels, in the order of `text` (empty if unknown)
+    boxes: tuple[tuple[int, int, int, int], ...] = ()
 
 
 def load_orand_car_a(data_dir: Path | str | None = None) -> list[StringSample]:
@@ -344,17 +346,20 @@ def load_orand_car_a(data_dir: Path | str | None = None) -> list[StringSample]:
         coco = json.loads(annotation_path.read_text())
         images = {image["id"]: image["file_name"] for image in coco["images"]}
         names = {category["id"]: category["name"] for category in coco["categories"]}
-        boxes: dict[int, list[tuple[float, str]]] = {}
+        boxes: dict[int, list[tuple[float, str, tuple[int, ...]]]] = {}
         for annotation in coco["annotations"]:
             digit = names[annotation["category_id"]]
-            boxes.setdefault(annotation["image_id"], []).append((annotation["bbox"][0], digit))
+            box = tuple(int(round(v)) for v in annotation["bbox"])
+            boxes.setdefault(annotation["image_id"], []).append((box[0], digit, box))
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise DataFormatError(f"{annotation_path}: not the expected COCO layout ({exc})") from exc
     samples = []
     for image_id, file_name in sorted(images.items()):
         if image_id in boxes:
-            text = "".join(digit for _, digit in sorted(boxes[image_id]))
-            samples.append(StringSample(folder / "images" / "train" / file_name, text))
+            ordered = sorted(boxes[image_id])
+            text = "".join(digit for _, digit, _ in ordered)
+            digit_boxes = tuple(box for _, _, box in ordered)
+            samples.append(StringSample(folder / "images" / "train" / file_name, text, digit_boxes))
     return samples
 
 

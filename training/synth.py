@@ -38,8 +38,14 @@ def font_files() -> tuple[Path, ...]:
     for folder in FONT_DIRS:
         if folder.is_dir():
             found.update(p for p in folder.rglob("*") if p.suffix.lower() in (".ttf", ".otf"))
-    # Math/symbol fonts draw digits oddly; keep text faces.
-    return tuple(sorted(p for p in found if "Math" not in p.name))
+    # Math/symbol fonts draw digits oddly; keep text faces. Handwriting fonts
+    # (training/styles.py) are not print: the printed set stays the same with them installed.
+    from training.styles import HANDWRITING_FONT_DIRS
+
+    def handwriting(path: Path) -> bool:
+        return any(folder in path.parents for folder in HANDWRITING_FONT_DIRS)
+
+    return tuple(sorted(p for p in found if "Math" not in p.name and not handwriting(p)))
 
 
 def crop_to_ink(image: np.ndarray, threshold: int = 0) -> np.ndarray:
@@ -103,6 +109,22 @@ def random_affine(image: np.ndarray, rng: np.random.Generator, strength: float =
     centre = np.array([image.shape[1] / 2, image.shape[0] / 2])
     matrix = np.hstack([linear, (centre - linear @ centre)[:, None]]).astype(np.float32)
     return cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR)
+
+
+def elastic(image: np.ndarray, rng: np.random.Generator, alpha: float = 0.08,
+            sigma: float = 0.12) -> np.ndarray:  # fmt: skip
+    """Smooth random displacement of the ink (Simard et al. 2003): another writer's wobble.
+
+    `alpha` and `sigma` are fractions of the image height, so the effect is scale-free."""
+    height, width = image.shape
+    blur = max(1.0, sigma * height)
+    field_x = cv2.GaussianBlur(rng.uniform(-1, 1, image.shape).astype(np.float32), (0, 0), blur)
+    field_y = cv2.GaussianBlur(rng.uniform(-1, 1, image.shape).astype(np.float32), (0, 0), blur)
+    peak = max(float(np.abs(field_x).max()), float(np.abs(field_y).max()), 1e-6)
+    scale = alpha * height / peak
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32),
+                                 np.arange(height, dtype=np.float32))  # fmt: skip
+    return cv2.remap(image, grid_x + field_x * scale, grid_y + field_y * scale, cv2.INTER_LINEAR)
 
 
 def random_thickness(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Row  # imported lazily: sqlalchemy costs ~0.3 s of every command
 
 TABLE_ROWS = 50
+STATUS_UNREADABLE_SHOWN = 10
 FILE_NAME_ROOM = 28
 OUTPUT_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
 
@@ -74,7 +75,7 @@ def collect_files(paths: Iterable[Path], *, recursive: bool, ignore: list[str]) 
     for given in paths:
         if not given.exists():
             raise OcrdError(f"{given}: no such file or directory")
-        if given.is_file():
+        if not given.is_dir():  # a file, or a FIFO/device named on purpose: fails with why
             found[given.resolve()] = None
             continue
         for root, dirs, files in os.walk(given):
@@ -160,6 +161,7 @@ class FileProcessor:
 
     def _prepared(self, files: Iterable[Path]) -> Iterator[tuple[tuple, Path | None]]:
         """Register each file; those to read come with their path, the rest with an outcome."""
+        from ocrd.intake import is_utf8, utf8_name
         from ocrd.store import Document, DocumentStatus, documents
         from ocrd.types import BadInputError
         from ocrd.vision import sniff_media_type
@@ -172,8 +174,11 @@ class FileProcessor:
                 yield (path, 0, ("failed", 0, f"cannot read file: {exc.strerror or exc}")), None
                 continue
             note = None
+            # A name that is not UTF-8 is recorded with its bad bytes as %XX (the store holds
+            # text).
+            recorded = path if is_utf8(path) else Path(utf8_name(str(path)))
             with self.store.session() as session:
-                document = documents.register(session, path, digest, reprocess=reprocess)
+                document = documents.register(session, recorded, digest, reprocess=reprocess)
                 if document.status == DocumentStatus.DUPLICATE:
                     original = session.get(Document, document.duplicate_of or -1)
                     where = f"#{original.id} {original.path}" if original else "(original gone)"
@@ -230,7 +235,9 @@ class _Reporter:
             self._progress.update(self._task, advance=1)
 
     def failed(self, path: Path, reason: str) -> None:
-        self.note(f"ocrd: failed: {path}: {reason}")
+        from ocrd.logsafe import printable
+
+        self.note(f"ocrd: failed: {printable(path)}: {reason}")
 
     def note(self, line: str) -> None:
         if self._progress is not None:  # print above the live bar, not through it
@@ -271,6 +278,15 @@ def process(
             show_default=False,
         ),
     ] = None,
+    input_kind: Annotated[
+        str | None,
+        typer.Option(
+            "--input-kind",
+            help="What the files hold: auto | page | field | digit (setting: input_kind; "
+            "default auto, decided from each image's content).",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -280,7 +296,9 @@ def process(
     failure is named on stderr with its reason), 2 for bad arguments.
     """
     duplicates = None if reprocess is None else ("reprocess" if reprocess else "skip")
-    settings = cli_settings(config, database_url=db, recursive=recursive, duplicates=duplicates)
+    settings = cli_settings(
+        config, database_url=db, recursive=recursive, duplicates=duplicates, input_kind=input_kind
+    )
     files = collect_files(paths, recursive=settings.recursive, ignore=settings.ignore)
     store = _open(settings, write=True)
     processor = FileProcessor(store, settings)
@@ -600,11 +618,14 @@ def status(
     Throughput is files (done or failed) and results per minute over the last hour. Failures
     are counted by reason (the text before the first colon of the stored error).
     """
+    from ocrd.intake import unreadable_files
     from ocrd.store.queries import format_time, status_summary
 
-    store = _open(cli_settings(config, database_url=db), write=False)
+    settings = cli_settings(config, database_url=db)
+    store = _open(settings, write=False)
     summary = status_summary(store)
     store.dispose()
+    summary.unreadable = unreadable_files(settings.inbox, recursive=settings.recursive)
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
         return
@@ -614,6 +635,12 @@ def status(
         table.add_row(name, str(count))
     table.add_row("[bold]results[/]", str(summary.results))
     console.print(table)
+    if summary.no_fields:
+        console.print(f"done with no fields found: {summary.no_fields}")
+    for entry in summary.unreadable[:STATUS_UNREADABLE_SHOWN]:
+        console.print(f"cannot read: {entry['path']} ({entry['reason']})", markup=False)
+    if len(summary.unreadable) > STATUS_UNREADABLE_SHOWN:
+        console.print(f"cannot read: {len(summary.unreadable)} files in the inbox in all")
     last = summary.last_processed
     console.print(
         "last processed: "

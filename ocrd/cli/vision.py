@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from pathlib import Path
@@ -28,6 +29,23 @@ MaxPixelsOption = Annotated[
 ]
 PdfDpiOption = Annotated[
     int, typer.Option("--pdf-dpi", help="Resolution PDF pages are rendered at.", min=50, max=1200)
+]
+
+
+class InputKind(enum.StrEnum):
+    AUTO = "auto"
+    PAGE = "page"
+    FIELD = "field"
+    DIGIT = "digit"
+
+
+InputKindOption = Annotated[
+    InputKind,
+    typer.Option(
+        "--input-kind",
+        help="What the files hold: auto (decided from the content), page (a form), "
+        "field (one written number, e.g. a cheque amount) or digit.",
+    ),
 ]
 
 
@@ -69,6 +87,7 @@ def read(
     ] = False,
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
     pdf_dpi: PdfDpiOption = 300,
+    input_kind: InputKindOption = InputKind.AUTO,
 ) -> None:
     """Print what is read from FILES (text, confidence, kind, box per field) without touching
     the database: the quick check before pointing the daemon at a folder.
@@ -87,7 +106,13 @@ def read(
         try:
             sniff_media_type(path)  # cheap: fail bad files before loading the models
             recognizer = recognizer or _load_recognizer()
-            document = read_document(path, recognizer, max_pixels=max_pixels, pdf_dpi=pdf_dpi)
+            document = read_document(
+                path,
+                recognizer,
+                max_pixels=max_pixels,
+                pdf_dpi=pdf_dpi,
+                input_kind=input_kind.value,
+            )
         except BadInputError as exc:
             typer.echo(f"ocrd: {path}: {exc}", err=True)
             failed += 1
@@ -171,6 +196,7 @@ def inspect(
     ] = False,
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
     pdf_dpi: PdfDpiOption = 300,
+    input_kind: InputKindOption = InputKind.AUTO,
 ) -> None:
     """Draw every field's box, text and confidence on a page of FILE and write it to --out,
     to see what was read and where.
@@ -187,7 +213,10 @@ def inspect(
     recognizer = None if fields_only else _load_recognizer()
     overlays: list[tuple[int, np.ndarray, int]] = []
     try:
-        for page, fields in extract_fields(file, max_pixels=max_pixels, pdf_dpi=pdf_dpi):
+        pages = extract_fields(
+            file, max_pixels=max_pixels, pdf_dpi=pdf_dpi, input_kind=input_kind.value
+        )
+        for page, fields in pages:
             if wanted is not None and page.number != wanted:
                 continue
             readings = [None] * len(fields) if fields_only else read_fields(fields, recognizer)

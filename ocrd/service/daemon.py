@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.server
 import logging
 import os
@@ -13,12 +14,16 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from ocrd.budget import MemoryBudget
 from ocrd.config import Settings
 from ocrd.engine import Engine
+from ocrd.files import NotRegularFileError
+from ocrd.intake import sweep_stale_temp_files
 from ocrd.service.intake_loop import TICK_SECONDS, Intake
 from ocrd.service.log_setup import setup_logging
 from ocrd.service.metrics import Counters, start_metrics_server, status_line
 from ocrd.service.notify import install_signal_handlers, systemd_notifier
+from ocrd.service.outage import DatabaseHealth
 from ocrd.service.outbox import Outbox, Outcome
 from ocrd.service.startup import (
     StartupError,
@@ -76,6 +81,8 @@ class Daemon:
         self.wake = threading.Event()
         self.reload_requested = threading.Event()
         self.counters = Counters()
+        self.health = DatabaseHealth()  # one warning per outage, back-off, one line when back
+        self.budget = MemoryBudget.from_megabytes(settings.memory_budget_mb)
         self.store: Store
         self.reader: Engine
         self.intake: Intake
@@ -114,6 +121,9 @@ class Daemon:
         check_folders(settings, create=False)  # everything checked before anything is made
         self.store = open_checked_store(settings)
         create_folders(settings)
+        swept = sweep_stale_temp_files([settings.processed, settings.failed, settings.inbox])
+        if swept:
+            log.warning("removed %d temp file(s) left by an interrupted move", swept)
         fixed = reconcile_moves(self.store, settings)
         if fixed:
             log.warning("recorded the new place of %d file(s) moved just before a crash", fixed)
@@ -124,7 +134,7 @@ class Daemon:
         from ocrd.recognition import load_recognizer
 
         recognizer = load_recognizer()
-        self.reader = Engine(recognizer, settings)
+        self.reader = Engine(recognizer, settings, budget=self.budget)
         self.reader.warm_up()
         self._load_templates(startup=True)
         self.outbox = Outbox(
@@ -133,6 +143,9 @@ class Daemon:
             self.counters,
             release=lambda path: self.intake.inbox.release(path),
             finished=self._finished,
+            health=self.health,
+            stopping=self.stopping,
+            settle_again=lambda path: self.intake.inbox.settle_again(path),
         )
         self.outbox.start()
         self.pool = ThreadPoolExecutor(self.vision_threads, thread_name_prefix="vision")
@@ -223,15 +236,13 @@ class Daemon:
                 self.reload_requested.clear()
                 self._reload()
             self._dispatch()
-            try:
-                self.outbox.flush_places()
-            except Exception:
-                log.exception("recording where files went failed; retrying")
+            self._guarded("recording where files went", self.outbox.flush_places)
             now = time.monotonic()
             if now - last_heartbeat >= HEARTBEAT_SECONDS:
                 with self._in_flight_lock:
                     ids = list(self._in_flight)
-                heartbeat(self.store, self.settings.worker_id, ids)
+                renew = functools.partial(heartbeat, self.store, self.settings.worker_id, ids)
+                self._guarded("renewing claims", renew)
                 last_heartbeat = now
             if now - last_status >= STATUS_SECONDS:
                 self._report_status()
@@ -246,15 +257,29 @@ class Daemon:
         batchers_alive = self.reader.digits.alive and self.reader.lines.alive
         return self.intake.thread.is_alive() and batchers_alive and self.outbox.alive
 
+    def _guarded(self, where: str, call: Callable[[], object]) -> bool:
+        """Run a database call unless the database is backing off; report failures through
+        `health` (one warning per outage). True when it ran and succeeded."""
+        if not self.health.available():
+            return False
+        try:
+            call()
+        except Exception as exc:
+            self.health.failed(where, exc)
+            return False
+        self.health.ok()
+        return True
+
     def _dispatch(self) -> None:
         free = self.capacity - len(self._in_flight)
         if free <= 0:
             return
-        try:
-            claims = claim_documents(self.store, self.settings.worker_id, free)
-        except Exception:
-            log.exception("claiming documents failed; retrying")
-            return
+        claims = []
+
+        def claim() -> None:
+            claims.extend(claim_documents(self.store, self.settings.worker_id, free))
+
+        self._guarded("claiming documents", claim)
         for claim in claims:
             with self._in_flight_lock:
                 self._in_flight[claim.id] = self.pool.submit(self._process_safely, claim)
@@ -326,19 +351,38 @@ class Daemon:
         if claim.attempts > self.max_attempts:
             return failure(f"gave up after {claim.attempts - 1} attempts that never finished")
         try:
+            taken = _signature(path)
             digest = documents.digest_file(path)
         except FileNotFoundError:
             return failure("file disappeared from the inbox before it was read")
+        except NotRegularFileError as exc:
+            return failure(exc.strerror or "not a regular file")
         if digest.sha256 != claim.sha256:
-            return failure("file was replaced before it was read")
+            # Written to again after it was taken (a writer that paused): let it settle.
+            return Outcome(claim, path, None, None, time.monotonic() - started, requeue=True)
         try:
             reading = self.reader.read(path)
         except BadInputError as exc:
+            if self._still_being_written(path, taken):
+                return Outcome(claim, path, None, None, time.monotonic() - started, requeue=True)
             return failure(str(exc) or "unreadable file")
         except Exception as exc:
             log.exception("reading %s failed", path)
             return failure(f"internal error: {type(exc).__name__}: {exc}")
         return Outcome(claim, path, reading, None, time.monotonic() - started)
+
+    def _still_being_written(self, path: Path, taken: tuple[int, int]) -> bool:
+        """Before failing a file as truncated or corrupt: did it change since it was taken, or,
+        written just now, does it change within one more settle time?"""
+        try:
+            if _signature(path) != taken:
+                return True
+            if time.time() - taken[1] / 1e9 > RECENT_WRITE_SECONDS:
+                return False
+            self.stopping.wait(max(self.settings.settle_seconds, 0.5))
+            return _signature(path) != taken
+        except OSError:
+            return False
 
     def _finished(self, outcomes: list[Outcome]) -> None:
         """Committer thread, after a group: those documents are no longer in flight."""
@@ -350,9 +394,18 @@ class Daemon:
     # - health -
 
     def _report_status(self) -> None:
-        with contextlib.suppress(Exception):
-            self.last_counts = queue_counts(self.store)
+        if self.health.available() and not self.health.down:
+            with contextlib.suppress(Exception):
+                self.last_counts = queue_counts(self.store)
         self.notifier.notify("STATUS=" + status_line(self))
+
+
+RECENT_WRITE_SECONDS = 10.0  # a file modified this recently may still be growing
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    stat_result = path.stat()
+    return stat_result.st_size, stat_result.st_mtime_ns
 
 
 def _masked(url: str) -> str:

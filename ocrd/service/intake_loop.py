@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import Session
 
-from ocrd.intake import Inbox
+from ocrd.files import NotRegularFileError
+from ocrd.intake import Inbox, relative_name
+from ocrd.logsafe import Once, printable
+from ocrd.service.outage import is_outage
 from ocrd.service.outbox import Move
 from ocrd.store import Document, DocumentStatus, documents
 
@@ -51,9 +54,12 @@ class Intake:
             settle_seconds=settings.settle_seconds,
             rescan_seconds=settings.rescan_seconds,
             polling=settings.polling,
+            failed=settings.failed,
+            symlinks=settings.symlinks,
         )
         self.thread = threading.Thread(target=self._run, name="intake", daemon=True)
         self._later: dict[Path, float] = {}
+        self._cannot_read = Once()
 
     def start(self) -> None:
         self.inbox.start()
@@ -72,6 +78,9 @@ class Intake:
                     del self._later[path]
                     self.inbox.release(path)
                     self.inbox.settler.offer(path)
+            if not self.daemon.health.available():
+                stop.wait(TICK_SECONDS)  # database away: files wait in the inbox
+                continue
             ready = self.inbox.poll()
             for start in range(0, len(ready), INTAKE_BATCH):
                 if stop.is_set():
@@ -91,20 +100,28 @@ class Intake:
         for path in paths:
             try:
                 digests.append((path, documents.digest_file(path)))
-            except FileNotFoundError:
-                self.inbox.release(path)
+            except (FileNotFoundError, NotRegularFileError):
+                self.inbox.release(path)  # gone, or swapped: the next rescan looks again
             except OSError as exc:
-                log.warning("cannot read %s yet (%s); will retry", path, exc.strerror)
+                if self._cannot_read.first(path):
+                    log.warning("cannot read %s: %s; will retry", printable(path), exc.strerror)
                 self._later[path] = time.monotonic() + 5.0
+        health = self.daemon.health
         try:
             decisions = self._register(digests)
-        except Exception:
+            health.ok()
+        except Exception as exc:
             decisions = []
+            if is_outage(exc):
+                health.failed("registering files", exc)
+                for path, _ in digests:  # taken again once the database is back
+                    self._later[path] = time.monotonic() + health.seconds_to_next_try()
+                digests = []
             for item in digests:  # one bad apple must not hold up the batch
                 try:
                     decisions += self._register([item])
-                except Exception:
-                    log.exception("intake of %s failed; will retry", item[0])
+                except Exception as exc:
+                    health.failed(f"registering {printable(item[0])}", exc)
                     self._later[item[0]] = time.monotonic() + 5.0
         self._act(decisions)
 
@@ -160,7 +177,13 @@ class Intake:
         canonical = next((r for r in rows if r.status != DocumentStatus.DUPLICATE.value), None)
         if canonical is not None and canonical.status in _IN_FLIGHT:
             return _Decision(path, "wait")  # same content in flight: its fate decides this one's
-        mine = documents.register(session, path, digest, reprocess=reprocess)
+        mine = documents.register(
+            session,
+            path,
+            digest,
+            reprocess=reprocess,
+            original_name=relative_name(path, self.daemon.settings.inbox),
+        )
         if mine.status != DocumentStatus.DUPLICATE.value:
             return _Decision(path, "queued", mine.id, mine.status)
         original = session.get(Document, mine.duplicate_of)
@@ -179,7 +202,7 @@ class Intake:
         for d in decisions:
             if d.outcome == "queued":
                 daemon.counters.count("registered")
-                log.info("queued %s (document %d)", d.path.name, d.doc_id)
+                log.info("queued %s (document %d)", printable(d.path.name), d.doc_id)
             elif d.outcome == "gone":
                 self.inbox.release(d.path)
             elif d.outcome == "wait":
@@ -187,8 +210,10 @@ class Intake:
             elif d.outcome == "move":
                 if d.status == DocumentStatus.DUPLICATE.value:
                     daemon.counters.count("duplicates")
-                    log.info("duplicate %s (document %d) of %s: not read again",
-                             d.path.name, d.doc_id, d.repeats)  # fmt: skip
+                    log.info(
+                        "duplicate %s (document %d) of %s: not read again",
+                        printable(d.path.name), d.doc_id, d.repeats,
+                    )  # fmt: skip
                 moves.append(Move(d.doc_id, d.path, d.status, d.error))
         if any(d.outcome == "queued" for d in decisions):
             daemon.wake.set()

@@ -6,6 +6,8 @@ import logging
 import os
 import sys
 
+from ocrd.logsafe import EscapingFilter
+
 
 class _JournalFormatter(logging.Formatter):
     """Under systemd (JOURNAL_STREAM set) prefix each line with its syslog priority, which
@@ -38,6 +40,8 @@ class _JournalFormatter(logging.Formatter):
 def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(_JournalFormatter())
+    # File names reach the log: a newline or "\n<2>" in one must not forge a (critical) line.
+    handler.addFilter(EscapingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

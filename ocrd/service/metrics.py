@@ -45,10 +45,16 @@ class Counters:
 def status_line(daemon: Daemon) -> str:
     c = daemon.counters
     pending = daemon.last_counts.get("pending", 0)
+    inbox = daemon.intake.inbox
+    trouble = [
+        *(["database unavailable"] if daemon.health.down else []),
+        *([f"{len(inbox.unreadable)} unreadable"] if inbox.unreadable else []),
+        *([f"{len(inbox.turned_away)} not regular files"] if inbox.turned_away else []),
+    ]
     return (
         f"{pending} pending, {daemon.in_flight_count} in flight, "
-        f"{daemon.intake.inbox.watching} settling; this run: {c.done} done, {c.failed} failed, "
-        f"{c.duplicates} duplicates; {c.rate():.1f} files/s"
+        f"{inbox.watching} settling; this run: {c.done} done, {c.failed} failed, "
+        f"{c.duplicates} duplicates; {c.rate():.1f} files/s" + "".join(f"; {t}" for t in trouble)
     )
 
 
@@ -69,6 +75,15 @@ def metrics_text(daemon: Daemon) -> str:
         "# HELP ocrd_settling Inbox files waiting to settle.",
         "# TYPE ocrd_settling gauge",
         f"ocrd_settling {daemon.intake.inbox.watching}",
+        "# HELP ocrd_unreadable Settled inbox files that do not open (permission...).",
+        "# TYPE ocrd_unreadable gauge",
+        f"ocrd_unreadable {len(daemon.intake.inbox.unreadable)}",
+        "# HELP ocrd_database_up 0 while the database is unreachable.",
+        "# TYPE ocrd_database_up gauge",
+        f"ocrd_database_up {0 if daemon.health.down else 1}",
+        "# HELP ocrd_memory_budget_bytes Bytes of the page memory budget held now.",
+        "# TYPE ocrd_memory_budget_bytes gauge",
+        f"ocrd_memory_budget_bytes {daemon.budget.used}",
         "# HELP ocrd_queue Documents in the store by status (all workers).",
         "# TYPE ocrd_queue gauge",
     ]

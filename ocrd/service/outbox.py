@@ -13,13 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from ocrd.batching import Batcher
 from ocrd.config import Settings
 from ocrd.intake import move_to_failed, move_to_processed
+from ocrd.logsafe import printable
 from ocrd.service.metrics import Counters
+from ocrd.service.outage import DatabaseHealth, is_outage
 from ocrd.store import Document, DocumentStatus, Store, documents
 from ocrd.store.claims import Claim
 from ocrd.types import DocumentReading
@@ -38,6 +40,7 @@ class Outcome:
     reading: DocumentReading | None
     reason: str | None
     seconds: float
+    requeue: bool = False  # changed while being read: forget the row, let the file settle again
 
 
 @dataclass
@@ -61,12 +64,18 @@ class Outbox:
         *,
         release: Callable[[Path], None],
         finished: Callable[[list[Outcome]], None],
+        health: DatabaseHealth | None = None,
+        stopping: threading.Event | None = None,
+        settle_again: Callable[[Path], None] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.counters = counters
         self.release = release  # the inbox may offer this path again
         self.finished = finished  # outcomes no longer in flight (committed or given up)
+        self.health = health or DatabaseHealth()
+        self.stopping = stopping or threading.Event()
+        self.settle_again = settle_again or release
         self._placed: list[tuple[int, Path, Path]] = []  # moved files whose rows still say inbox
         self._placed_lock = threading.Lock()
         self.committer: Batcher[Outcome, None] | None = None
@@ -95,9 +104,10 @@ class Outbox:
 
     def commit(self, outcomes: list[Outcome]) -> None:
         """Committer thread: results + status for a group of documents in one transaction
-        (group commit), then the file moves. A group that fails is retried one by one."""
+        (group commit), then the file moves. While the database is away the group waits and
+        is tried again (back-off); a group that fails otherwise is retried one by one."""
         try:
-            self._commit_group(outcomes)
+            self._commit_waiting_out_outages(outcomes)
             committed = outcomes
         except Exception:
             committed = []
@@ -105,12 +115,15 @@ class Outbox:
                 try:
                     self._commit_group([outcome])
                     committed.append(outcome)
-                except Exception:
+                except Exception as exc:
                     # Store unreachable or similar: the claim lapses and the work is redone.
-                    log.exception("document %d: outcome not committed", outcome.claim.id)
+                    self.health.failed(f"committing document {outcome.claim.id}", exc)
         moves = []
         for o in committed:
-            if o.reading is not None:
+            if o.requeue:
+                log.info("%s changed while being read; settling again", printable(o.path))
+                self.settle_again(o.path)
+            elif o.reading is not None:
                 self.counters.count("done", o.reading.pages)
                 log.info(
                     "done %s: %d page(s), %d field(s) in %.2f s",
@@ -127,11 +140,28 @@ class Outbox:
         finally:
             self.finished(outcomes)
 
+    def _commit_waiting_out_outages(self, outcomes: list[Outcome]) -> None:
+        while True:
+            wait = self.health.seconds_to_next_try()
+            if wait and self.stopping.wait(wait):
+                raise RuntimeError("stopping while the database is away")  # claims lapse
+            try:
+                self._commit_group(outcomes)
+            except Exception as exc:
+                if not is_outage(exc) or self.stopping.is_set():
+                    raise
+                self.health.failed("committing results", exc)
+                continue
+            self.health.ok()
+            return
+
     def _commit_group(self, outcomes: list[Outcome]) -> None:
         with self.store.session() as session:
             self.record_places(session)
             for o in outcomes:
-                if o.reading is not None:
+                if o.requeue:  # never read: the file gets a new row once it has settled
+                    session.execute(delete(Document).where(Document.id == o.claim.id))
+                elif o.reading is not None:
                     documents.finish(session, o.claim.id, o.reading)
                 else:
                     documents.fail(session, o.claim.id, o.reason or "failed")
@@ -151,13 +181,13 @@ class Outbox:
                     m.path.unlink()
                     target = None
                 else:
-                    target = move_to_processed(m.path, settings.processed)
+                    target = move_to_processed(m.path, settings.processed, inbox=settings.inbox)
             except FileNotFoundError:
-                log.debug("%s already moved by another worker", m.path)
+                log.debug("%s already moved by another worker", printable(m.path))
                 continue
             except OSError as exc:
                 # Left in the inbox with its outcome committed: the next rescan moves it.
-                log.error("cannot move %s: %s", m.path, exc)
+                self.health.error(f"moving {printable(m.path)}", exc)
                 continue
             finally:
                 self.release(m.path)

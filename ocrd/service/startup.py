@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from ocrd.config import Settings
-from ocrd.intake import candidate_names, processed_folder
+from ocrd.intake import ERROR_SUFFIX, candidate_names, processed_folder
 from ocrd.service.intake_loop import INTAKE_BATCH
 from ocrd.service.outbox import COMMIT_BATCH
 from ocrd.store import Document, DocumentStatus, Store, documents, open_store
@@ -113,14 +113,17 @@ def reconcile_moves(store: Store, settings: Settings) -> int:
         path = Path(path_text)
         if path.exists():
             continue
+        reserve = 0
         if status == DocumentStatus.FAILED.value:
-            folders = [settings.failed]
+            folders, reserve = [settings.failed], len(ERROR_SUFFIX)
         else:
             day = (finished_at or datetime.now(UTC)).astimezone()
+            below = path.parent.relative_to(settings.inbox)  # a sub-folder keeps its path
             folders = [
-                processed_folder(settings.processed, day + timedelta(days=d)) for d in (0, 1)
+                processed_folder(settings.processed, day + timedelta(days=d)) / below
+                for d in (0, 1)
             ]
-        found = _find_moved(path.name, sha256, size, folders)
+        found = _find_moved(path.name, sha256, size, folders, reserve)
         if found is not None:
             fixes.append((doc_id, path_text, str(found)))
     if fixes:
@@ -135,9 +138,12 @@ def reconcile_moves(store: Store, settings: Settings) -> int:
     return len(fixes)
 
 
-def _find_moved(name: str, sha256: str, size: int, folders: list[Path]) -> Path | None:
+def _find_moved(
+    name: str, sha256: str, size: int, folders: list[Path], reserve: int = 0
+) -> Path | None:
     for folder in folders:
-        for candidate in candidate_names(name):  # taken names have no gaps: stop at the first
+        # Taken names have no gaps: stop at the first that does not exist.
+        for candidate in candidate_names(name, reserve):
             path = folder / candidate
             try:
                 if path.stat().st_size == size and documents.digest_file(path).sha256 == sha256:

@@ -30,10 +30,13 @@ class FileDigest:
 
 
 def digest_file(path: Path) -> FileDigest:
-    """sha256 and size of a file, read once in chunks."""
+    """sha256 and size of a regular file, read once in chunks (a FIFO or device raises
+    `ocrd.files.NotRegularFileError`, an OSError, instead of blocking or reading forever)."""
+    from ocrd.files import open_regular
+
     sha = hashlib.sha256()
     size = 0
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         while chunk := handle.read(HASH_CHUNK):
             sha.update(chunk)
             size += len(chunk)

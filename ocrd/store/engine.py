@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DatabaseError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+from ocrd.store.urls import DatabaseUrlError, mask_url, parse_database_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "ocrd_write"  # connection execution option: this transaction will write
@@ -32,14 +34,6 @@ class SchemaOutdatedError(StoreError):
     pass
 
 
-def mask_url(url: str | URL) -> str:
-    """The URL as safe to print: password replaced by ***."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return str(url)
-
-
 def _first_line(exc: BaseException) -> str:
     message = str(getattr(exc, "orig", None) or exc).strip()
     return message.splitlines()[0] if message else type(exc).__name__
@@ -55,9 +49,9 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 (DBA
 
 def create_store_engine(url: str | URL) -> Engine:
     try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"not a database URL: {url!r} ({exc})") from None
+        parsed = url if isinstance(url, URL) else parse_database_url(url)
+    except DatabaseUrlError as exc:
+        raise StoreError(str(exc)) from None
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed)
@@ -252,6 +246,17 @@ def _check_reachable(store: Store) -> None:
         raise DatabaseUnavailableError(
             f"cannot connect to database {mask_url(store.url)}: {_first_line(exc)}"
         ) from None
+    except DatabaseError as exc:  # SQLite: "file is not a database" (and other foreign files)
+        raise not_a_database(store, exc) from None
+
+
+def not_a_database(store: Store, exc: BaseException) -> StoreError:
+    """The one-line error for a --db that points at something that is not an ocrd database."""
+    where = _sqlite_file(store) or mask_url(store.url)
+    return StoreError(
+        f"{where} is not a usable database ({_first_line(exc)}): point --db / database_url at "
+        "an ocrd SQLite file, a new file name, or a postgresql:// URL"
+    )
 
 
 def _sqlite_file(store: Store) -> Path | None:
@@ -309,4 +314,6 @@ def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
         raise DatabaseUnavailableError(
             f"database {mask_url(store.url)} failed: {_first_line(exc)}"
         ) from None
+    except DatabaseError as exc:
+        raise not_a_database(store, exc) from None
     return store

@@ -254,6 +254,8 @@ class StatusSummary:
     window_minutes: int = 60
     files_last_window: int = 0  # done or failed in the window
     results_last_window: int = 0
+    no_fields: int = 0  # done documents noted "no fields found"
+    unreadable: list[dict[str, str]] = field(default_factory=list)  # inbox files (see cli)
     recent_failures: list[dict[str, object]] = field(default_factory=list)  # path, error, when
     failure_reasons: dict[str, int] = field(default_factory=dict)  # reason -> failed documents
     review_queue: int = 0  # fields waiting for a person
@@ -290,6 +292,8 @@ class StatusSummary:
             "review_queue": self.review_queue,
             "oldest_review": format_time(self.oldest_review) or None,
             "review_age_seconds": round(self.review_age_seconds, 1),
+            "no_fields_found": self.no_fields,
+            "unreadable": self.unreadable,
             "recent_failures": [stamp(entry) for entry in self.recent_failures],
             "failure_reasons": self.failure_reasons,
         }
@@ -336,6 +340,14 @@ def status_summary(
             select(func.count())
             .select_from(Document)
             .where(Document.status.in_(processed), Document.finished_at >= window_start)
+        ) or 0  # fmt: skip
+        summary.no_fields = session.scalar(
+            select(func.count())
+            .select_from(Document)
+            .where(
+                Document.status == DocumentStatus.DONE.value,
+                cast(Document.notes, Text).like('%"no fields found"%'),
+            )
         ) or 0  # fmt: skip
         summary.results_last_window = session.scalar(
             select(func.count()).select_from(Result).where(Result.created_at >= window_start)

@@ -15,14 +15,18 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ocrd.normalize import normalize_digit, normalize_line
+from ocrd.normalize import ink_from_paper, normalize_digit, normalize_line
 from ocrd.types import Box, Field, Page
-from ocrd.vision.cleanup import CleanPage, clean_page, components
+from ocrd.vision.cleanup import A4_LONG_SIDE_INCHES, CleanPage, clean_page, components
+from ocrd.vision.kinds import classify_input
+from ocrd.vision.scale import content_dpi, disagreement, scale_note
 from ocrd.vision.structure import Frame, Structure, column_runs, find_structure
 
 PRINTED_MAX_HEIGHT_IN = 0.16  # printed form text is 8-14 pt; handwriting is taller
 MIN_DIGIT_HEIGHT_IN = 0.06
 MIN_PAGE_SIDE = 8
+MIN_CONTENT_DPI = 100  # clean_page takes < 100 dpi for a snapshot
+ONE_GLYPH_ASPECT = 1.3  # one connected unit no wider than this is one digit, not a string
 
 
 @dataclass
@@ -58,17 +62,60 @@ class Group:
     kind: str = "handwritten"
 
 
-def find_fields(page: Page) -> list[Field]:
-    """Digit fields on a page, boxes in the page's own pixels, crops ready for the models."""
+def find_fields(page: Page, input_kind: str = "auto") -> list[Field]:
+    """Digit fields on a page, boxes in the page's own pixels, crops ready for the models.
+
+    `input_kind` says what the image holds (`ocrd.vision.kinds`): "page" (a form: fields
+    are searched for), "field" (one written number: read as one string), "digit", or
+    "auto" (decided from the content)."""
     if min(page.image.shape[:2]) < MIN_PAGE_SIDE:
         return []  # a sliver cannot hold a digit
-    clean = clean_page(page.image, page.dpi)
+    kind = classify_input(page.image, page.dpi) if input_kind == "auto" else input_kind
+    if kind in ("field", "digit"):
+        return _whole_image_field(page, single=kind == "digit")
+    clean = _clean_at_content_scale(page)
     fields = _fields_on(page, clean)
     if not fields and not clean.snapshot and page.dpi < 100:
         # Nothing page-like on a camera/screen image (72 dpi or none): a photographed or
         # drawn digit fills it. Read it as one drawing.
         fields = _fields_on(page, clean_page(page.image, page.dpi, snapshot=True))
     return fields
+
+
+def _clean_at_content_scale(page: Page) -> CleanPage:
+    """The cleaned page at the scale its content shows (`ocrd.vision.scale`); the tag only
+    decides when the content cannot tell. A tag the content disagrees with is noted."""
+    guess = page.dpi if page.dpi > 0 else max(page.image.shape[:2]) / A4_LONG_SIDE_INCHES
+    measured = content_dpi(page.image)
+    if not disagreement(guess, measured):
+        return clean_page(page.image, page.dpi)
+    if page.dpi > 0:  # a missing tag is no news; a wrong one is worth a warning
+        page.notes.append(f"page {page.number}: {scale_note(page.dpi, measured)}")
+    return clean_page(page.image, max(MIN_CONTENT_DPI, int(round(measured))))
+
+
+def _whole_image_field(page: Page, *, single: bool) -> list[Field]:
+    """The whole image as one field. Its line crop is made exactly as the line model's real
+    training lines were (`ink_from_paper` on the whole image), so what the model learnt
+    from real cheque amounts carries over; digit crops come from the image's blobs."""
+    clean = clean_page(page.image, page.dpi, snapshot=True)
+    structure = Structure(frames=[], ink=clean.ink, binary=clean.binary)
+    _count, labels, stats = components(structure.binary)
+    blobs = _blobs(stats, clean)
+    if not blobs:
+        return []
+    groups = [Group("single", [blobs])] if single else _snapshot_group(blobs)
+    _x, _y, width, height = _extent(blobs)
+    single = single or (len(groups[0].units) == 1 and width <= ONE_GLYPH_ASPECT * height)
+    if single:  # one glyph-shaped unit: a digit after all
+        groups = [Group("single", [blobs])]
+    made = _make_field(groups[0], page, clean, structure, labels)
+    if made is None:
+        return []
+    if not single:  # however its blobs group, a field image is read as one string
+        made.layout = "field"
+        made.line_crop = normalize_line(ink_from_paper(page.image))
+    return [made]
 
 
 def _fields_on(page: Page, clean: CleanPage) -> list[Field]:
