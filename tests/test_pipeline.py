@@ -14,6 +14,16 @@ from ocrd.types import BadInputError, Box, Field
 from training.forms import MATCH_IOU, generate, iou
 
 
+@pytest.fixture(autouse=True)
+def raw_confidences(monkeypatch):
+    """The fusion rules are about raw confidences: calibration (tests/test_real_reading.py)
+    is left out here."""
+    from ocrd import pipeline
+    from ocrd.calibration import Calibration
+
+    monkeypatch.setattr(pipeline, "shipped_calibration", lambda: Calibration(accept_confidence=0))
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     """Two clean 150-dpi pages per format (TIFF and PDF: one two-page file), plus a bilevel
