@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 DEFAULT_MAX_PIXELS = 200_000_000
 DIGIT_LAYOUTS = frozenset({"comb", "single"})
 DISAGREEMENT_PENALTY = 0.7
-FIELD_ALIGN = False
 SURE_DIGIT = 0.8
 
 
@@ -175,7 +174,7 @@ def _fused(
     model_name: str,
 ) -> FieldReading | None:
     if field.layout == "field":
-        return _field_image_reading(field, line, digits, model_name)
+        return _field_image_reading(field, line, model_name)
     if digits and not any(d.is_digit for d in digits):
         return None
     every_blob = list(zip(digits, field.digit_boxes, strict=False))
@@ -223,19 +222,12 @@ def _fused(
 
 
 def _field_image_reading(
-    field: Field,
-    line: LinePrediction | None,
-    digits: list[DigitPrediction],
-    model_name: str,
+    field: Field, line: LinePrediction | None, model_name: str
 ) -> FieldReading | None:
     """A whole image holding one number: the sequence model reads it (it was trained on
-    such images); where the classifier's blobs line up one-to-one with its digits, each
-    position takes the surer reader."""
+    such images). Aligning the classifier's blobs with its digits read fewer of them."""
     if line is None or not line.text:
         return None
-    pairs = [(d, box) for d, box in zip(digits, field.digit_boxes, strict=False) if d.is_digit]
-    if FIELD_ALIGN and len(pairs) == len(line.text):
-        return _aligned_reading(field, pairs, line, model_name)
     return FieldReading(
         page=field.page,
         box=field.box,

@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 
 from ocrd.normalize import ink_from_paper
+from ocrd.vision.cleanup import components
 
 InputKind = Literal["page", "field", "digit"]
-INPUT_KINDS = ("auto", "page", "field", "digit")
 
 ANALYSIS_SIDE = 400
 MIN_BAND_SHARE = 0.30  # a field's line of ink is at least this share of the image height
@@ -65,7 +65,7 @@ def _ink_components(gray: np.ndarray) -> np.ndarray:
     if int(ink.max()) == 0:
         return np.zeros((0, 5), np.int32)
     _threshold, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    count, _labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    _count, _labels, stats = components(mask)
     stats = stats[1:]
     if not len(stats):
         return stats

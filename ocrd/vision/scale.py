@@ -15,8 +15,8 @@ import numpy as np
 GLYPH_HEIGHT_INCHES = 0.113  # median glyph height on forms (generated pages, 100-600 dpi)
 MIN_GLYPHS = 25  # fewer letter-like components: no estimate
 MAX_DUST_SHARE = 0.15  # more of the ink in 1-2 pixel dots than this: no estimate
-DISAGREE = 1.6
-ANALYSIS_LONG_SIDE = 1800  # a tag within this factor of the content's estimate is believed
+DISAGREE = 1.6  # a tag within this factor of the content's estimate is believed
+ANALYSIS_LONG_SIDE = 1800  # the page is measured on a copy at most this long
 
 
 def glyph_pixels_per_inch(binary: np.ndarray) -> float | None:
@@ -66,8 +66,6 @@ def disagreement(assumed: float, measured: float | None) -> bool:
 
 
 def scale_note(tagged: int, content: float) -> str:
-    if tagged <= 0:
-        return f"no DPI tag; the content looks like {content:.0f} dpi"
     return (
         f"DPI tag says {tagged} but the content looks like {content:.0f} dpi; "
         "read at the content's scale"
