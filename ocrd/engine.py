@@ -187,18 +187,19 @@ class Engine:
     def read(self, path: Path) -> DocumentReading:
         """Everything read from one file ('no fields found' noted when there is none).
         Raises BadInputError. Thread-safe, blocking."""
+        from ocrd.line_votes import combined, line_inputs
         from ocrd.pipeline import fuse, with_empty_note
 
         media_type, pages, fields, notes, matches = self._extract(Path(path))
         pending = []
         for fld in fields:
-            wants_line = self.has_lines and fld.line_crop is not None
-            line = self.lines.submit(fld.line_crop) if wants_line else None
-            pending.append((fld, line, self.digits.submit_many(fld.digit_crops)))
+            lines = line_inputs(fld) if self.has_lines else []
+            line_futures = [self.lines.submit(line) for line in lines]
+            pending.append((fld, lines, line_futures, self.digits.submit_many(fld.digit_crops)))
         readings = []
         model_name = self.recognizer.model_name
-        for fld, line_future, digit_futures in pending:
-            line = line_future.result() if line_future is not None else None
+        for fld, lines, line_futures, digit_futures in pending:
+            line = combined([f.result() for f in line_futures], lines) if lines else None
             digits = [f.result() for f in digit_futures]
             reading = fuse(fld, line, digits, model_name, self.settings.accept_confidence)
             if reading is not None:

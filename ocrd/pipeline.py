@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ocrd.calibration import shipped_calibration
+from ocrd.line_votes import combined, line_inputs
 from ocrd.normalize import LINE_MARGIN
 from ocrd.types import Box, DigitReading, DocumentReading, Field, FieldReading, Page
 from ocrd.vision import find_fields, iter_pages, sniff_media_type
@@ -83,11 +84,10 @@ def read_fields(
         return []
     has_lines = getattr(recognizer, "has_line_model", True)  # digits-only model sets work too
     with_lines = [i for i, f in enumerate(fields) if f.line_crop is not None and has_lines]
-    line_predictions = (
-        recognizer.read_lines([fields[i].line_crop for i in with_lines]) if with_lines else []
-    )
     lines: list[LinePrediction | None] = [None] * len(fields)
-    for index, prediction in zip(with_lines, line_predictions, strict=True):
+    for index, prediction in zip(
+        with_lines, _read_lines(fields, with_lines, recognizer), strict=True
+    ):
         lines[index] = prediction
     crops = [crop for f in fields for crop in f.digit_crops]
     digit_predictions = recognizer.read_digits(np.stack(crops).astype(np.float32)) if crops else []
@@ -98,6 +98,17 @@ def read_fields(
         combine = fuse if calibrated else _fused
         readings.append(combine(field, line, digits, recognizer.model_name))
     return readings
+
+
+def _read_lines(
+    fields: Sequence[Field], indices: list[int], recognizer: Recognizer
+) -> list[LinePrediction]:
+    """One line-model call for the fields' line inputs (`ocrd.line_votes`: a whole-field
+    image is read with its variants, and they vote)."""
+    inputs = [line_inputs(fields[index]) for index in indices]
+    flat = [line for lines in inputs for line in lines]
+    predictions = iter(recognizer.read_lines(flat) if flat else [])
+    return [combined([next(predictions) for _ in lines], lines) for lines in inputs]
 
 
 def read_document(

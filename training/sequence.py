@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ocrd.normalize import LINE_HEIGHT, MAX_LINE_WIDTH, ink_from_paper, normalize_line
-from training import styles, synth
+from training import paper, styles, synth
 from training.digits import VALIDATION_SPLIT_SEED
 from training.readers import StringSample, load_mnist, load_orand_car_a, split_holdout
 
@@ -38,8 +38,12 @@ MIXES = {
     "real": (0.30, 0.25, 0.30, 0.15),  # tried: ORAND hold-out 83.3% -> 80.6%, not shipped
     "real-light": (0.22, 0.08, 0.52, 0.18),  # tried: hold-out 84.7%, t10k strings 87.0%
     "real-styles": (0.22, 0.08, 0.52, 0.18),  # real-light, a third of 1/4/7/9 styled
+    # From scratch: real and real-digit strings at a higher share, styled 1/4/7/9, and half
+    # of the synthetic strings put on paper and taken off (`training/paper.py`).
+    "cheque": (0.22, 0.30, 0.33, 0.15),
 }
-STYLED_SHARE = {"real-styles": 0.35}
+STYLED_SHARE = {"real-styles": 0.35, "cheque": 0.3}
+PAPER_SHARE = {"cheque": 0.5}
 GROWN_PREFIX = "grown_"
 
 
@@ -214,18 +218,32 @@ def handwritten_line(
     separators: bool = True,
     degrade: bool = True,
     styled: float = 0.0,
+    on_paper: float = 0.0,
 ) -> np.ndarray:
     """`text` composed from `digits_by_label`; a `styled` share of its 1, 4, 7 and 9 drawn in
-    the styles MNIST lacks (`training/styles.py`: flagged 1, crossed 7, ...)."""
+    the styles MNIST lacks (`training/styles.py`: flagged 1, crossed 7, ...); an `on_paper`
+    share of the strings scanned on cheque-like paper (`training/paper.py`)."""
     glyphs = []
     for char in text:
         pool = digits_by_label[int(char)]
         glyph = pool[int(rng.integers(len(pool)))]
         if styled and char in styles.STYLED_DIGITS and rng.random() < styled:
             glyph = _styled_glyph(char, glyph, rng)
-        glyphs.append(glyph)
+        glyphs.append(_full_contrast(glyph))
     canvas = compose_string(glyphs, rng, handwritten=True, separators=separators)
-    return normalize_line(_string_degrade(canvas, rng) if degrade else canvas)
+    canvas = _string_degrade(canvas, rng) if degrade else canvas
+    if on_paper and rng.random() < on_paper:
+        canvas = paper.on_paper(canvas, rng)
+    return normalize_line(canvas)
+
+
+def _full_contrast(glyph: np.ndarray) -> np.ndarray:
+    """One pen writes the whole string: crops cut from different scans (ORAND boxes) are
+    stretched to the same peak ink, or a faint one vanishes next to a dark one."""
+    peak = int(glyph.max())
+    if peak in (0, 255):
+        return glyph
+    return cv2.convertScaleAbs(glyph, alpha=255.0 / peak)
 
 
 def _styled_glyph(char: str, glyph: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -242,12 +260,14 @@ def _styled_glyph(char: str, glyph: np.ndarray, rng: np.random.Generator) -> np.
 
 
 def printed_line(
-    printed: list[list[np.ndarray]], text: str, rng: np.random.Generator
+    printed: list[list[np.ndarray]], text: str, rng: np.random.Generator, on_paper: float = 0.0
 ) -> np.ndarray:
     font = int(rng.integers(len(printed[0])))
     glyphs = [printed[int(c)][font % len(printed[int(c)])] for c in text]
     canvas = compose_string(glyphs, rng, handwritten=False, separators=rng.random() < 0.3)
     image = _string_degrade(canvas, rng) if rng.random() < 0.7 else canvas
+    if on_paper and rng.random() < on_paper:
+        image = paper.on_paper(image, rng)
     return normalize_line(image)
 
 
@@ -262,6 +282,7 @@ def build_epoch(
     """One epoch of (line, text) drawn from the sources in the shares of `MIXES[mix]`."""
     real, composed, _mnist, printed = MIXES[mix]
     styled = STYLED_SHARE.get(mix, 0.0)
+    scanned = PAPER_SHARE.get(mix, 0.0)
     if not data.orand_train:
         real = 0.0
     if not data.orand_digits_by_label or not all(len(p) for p in data.orand_digits_by_label):
@@ -276,14 +297,18 @@ def build_epoch(
             samples.append((line, text))
         elif kind < real + composed:
             text = random_text(rng, _cheque_length(rng))
-            line = handwritten_line(data.orand_digits_by_label, text, rng, styled=styled)
+            line = handwritten_line(
+                data.orand_digits_by_label, text, rng, styled=styled, on_paper=scanned
+            )
             samples.append((line, text))
         elif kind < real + composed + printed:
             text = random_text(rng)
-            samples.append((printed_line(data.printed, text, rng), text))
+            samples.append((printed_line(data.printed, text, rng, on_paper=scanned), text))
         else:
             text = random_text(rng)
-            line = handwritten_line(data.digits_by_label, text, rng, styled=styled)
+            line = handwritten_line(
+                data.digits_by_label, text, rng, styled=styled, on_paper=scanned
+            )
             samples.append((line, text))
     return samples
 
