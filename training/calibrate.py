@@ -3,7 +3,7 @@
 Held-out material only (never MNIST t10k, never the ORAND-CAR-A hold-out):
 - generated form pages written with the MNIST-train hold-out digits (every degradation);
 - the ORAND-CAR-A validation tenth as whole field images, plus synthetic field images of
-  strings of MNIST-train hold-out digits on paper.
+  strings of MNIST-train hold-out digits scanned on cheque-like paper (`training/paper.py`).
 Each field read by the pipeline (raw fused confidence) is matched to its truth; a Platt map
 per layout family (`ocrd.calibration`) is fitted, and the default accept_confidence is the
 lowest threshold at which at most TARGET_ERROR of the accepted fields are wrong.
@@ -18,6 +18,7 @@ import numpy as np
 
 from ocrd.calibration import CALIBRATION_FILE, Calibration, family, fit_platt
 from ocrd.types import Page
+from training import paper
 
 TARGET_ERROR = 0.005
 FORM_SEED = 5150
@@ -48,17 +49,6 @@ def form_samples(recognizer, pages_per_degradation: int, log=print) -> list[Samp
     return samples
 
 
-def paper_image(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """An ink-bright canvas as a grey scan: paper level, ink darkness, noise, margins."""
-    pad = int(rng.integers(3, 15))
-    ink = cv2.copyMakeBorder(ink, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
-    paper = rng.uniform(190, 250)
-    darkness = rng.uniform(0.6, 1.0)
-    gray = paper - ink.astype(np.float32) / 255 * paper * darkness
-    gray += rng.normal(0, rng.uniform(2, 10), gray.shape)
-    return np.clip(gray, 0, 255).astype(np.uint8)
-
-
 def field_images(data_dir: Path | None, synthetic: int, seed: int) -> list[tuple[np.ndarray, str]]:
     """(grey image, text): the ORAND validation tenth and synthetic hold-out-digit strings."""
     from training.digits import VALIDATION_SPLIT_SEED
@@ -80,7 +70,7 @@ def field_images(data_dir: Path | None, synthetic: int, seed: int) -> list[tuple
         pools = data.val_digits_by_label
         glyphs = [pools[int(c)][int(rng.integers(len(pools[int(c)])))] for c in text]
         canvas = compose_string(glyphs, rng, handwritten=True, separators=True)
-        images.append((paper_image(canvas, rng), text))
+        images.append((paper.scan(canvas, rng), text))
     return [(image, text) for image, text in images if image is not None]
 
 

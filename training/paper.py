@@ -40,9 +40,9 @@ def _rule(shape: tuple[int, int], ink_bottom: int, rng: np.random.Generator) -> 
     return rule * rng.uniform(0.3, 0.7)
 
 
-def on_paper(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Ink-bright uint8 string -> ink-bright uint8 as `ink_from_paper` returns it for the
-    same string scanned on cheque-like paper (margins, hatch, rule, speckle, JPEG)."""
+def scan(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ink-bright uint8 string -> the grey image a scanner gives of it written on
+    cheque-like paper (margins, hatch, a rule, speckle, uneven light, JPEG)."""
     height = ink.shape[0]
     top, bottom = int(height * rng.uniform(0.02, 0.25)), int(height * rng.uniform(0.05, 0.35))
     side = int(height * rng.uniform(0.05, 0.3))
@@ -65,4 +65,10 @@ def on_paper(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         ok, encoded = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if ok:
             gray = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
-    return ink_from_paper(gray)
+    return gray
+
+
+def on_paper(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ink-bright uint8 string -> ink-bright uint8 as `ink_from_paper` returns it for the
+    same string scanned on cheque-like paper (`scan`)."""
+    return ink_from_paper(scan(ink, rng))
