@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -149,21 +150,19 @@ def check(
     from ocrd.cli.store import _console
     from ocrd.pipeline import read_fields
     from ocrd.recognition import load_recognizer
-    from ocrd.templates.align import Matcher
-    from ocrd.templates.apply import apply_match
+    from ocrd.templates import TemplateSet, match_page, name_pages
     from ocrd.templates.overlay import draw_overlay, verdict
     from ocrd.vision import find_fields
 
     template = _template(name, config)
-    scan = _page(file, page)
-    match = Matcher([template]).match(scan.image)
+    scan = dataclasses.replace(_page(file, page), reduced=1.0)  # drawn in the image's pixels
+    matched, fields = match_page(scan, find_fields(scan), TemplateSet([template]))
+    match = matched[0]
     if match is None:
         typer.echo(f"{file} page {page} does not match template {name}", err=True)
         raise typer.Exit(1)
-    fields = find_fields(scan)
     read = read_fields(fields, load_recognizer()) if fields else []
-    readings = [r for r in read if r is not None]
-    named = apply_match(match, readings, scan.number, scan.image.shape)
+    named = name_pages([r for r in read if r is not None], {scan.number: matched})
     table = Table("field", "text", "conf", "verdict", header_style="bold")
     for r in named:
         if r.field_name:

@@ -31,7 +31,7 @@ def apply_match(
     centres = np.float64([[r.box.x + r.box.w / 2, r.box.y + r.box.h / 2] for r in readings])
     mapped = match.to_template(centres) if readings else np.zeros((0, 2))
     for reading, (cx, cy) in zip(readings, mapped, strict=True):
-        index = _field_at(template, cx, cy)
+        index = field_at(template, cx, cy)
         if index is None:
             outside.append(_named(reading, template.name, None))
         else:
@@ -44,8 +44,10 @@ def apply_match(
     return named + outside
 
 
-def _field_at(template: Template, x: float, y: float) -> int | None:
-    margin = FIELD_MARGIN_IN * (template.dpi or template.width / 8.27)
+def field_at(template: Template, x: float, y: float) -> int | None:
+    """The index of the template field holding (x, y) in template pixels (the smallest when
+    fields nest), or None."""
+    margin = FIELD_MARGIN_IN * template_dpi(template)
     best, best_area = None, None
     for index, f in enumerate(template.fields):
         b = f.box
@@ -54,6 +56,10 @@ def _field_at(template: Template, x: float, y: float) -> int | None:
             if best_area is None or area < best_area:
                 best, best_area = index, area
     return best
+
+
+def template_dpi(template: Template) -> float:
+    return float(template.dpi or template.width / 8.27)
 
 
 def _named(reading: FieldReading, template: str, field: str | None) -> FieldReading:
