@@ -173,10 +173,9 @@ def _diagnose(page: Page, templates: list[Template]) -> str:
     out = []
     for t in templates:
         fp = t.fingerprint
-        pairs = matcher.knnMatch(descriptors, fp.descriptors, k=2)
-        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < align.RATIO * p[1].distance]
-        src = points[[m.queryIdx for m in good]]
-        dst = fp.points[[m.trainIdx for m in good]]
+        query, train = align._Candidates(matcher, descriptors, fp.descriptors).ratio_matches()
+        good = query
+        src, dst = points[query], fp.points[train]
         h, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, align.RANSAC_PX)
         if h is None:
             out.append(f"{t.name}: {len(good)} no fit")
@@ -185,7 +184,7 @@ def _diagnose(page: Page, templates: list[Template]) -> str:
         fitted = align._fit(matcher, points, descriptors, t, scale, small.shape)
         h = fitted[0] if fitted is not None else h  # (homography, inliers, spread)
         try:
-            ruling = align._ruling_score(t, np.linalg.inv(h), ink)
+            ruling = align._ruling_score(t, np.linalg.inv(h), ink)[0]
         except np.linalg.LinAlgError:
             ruling = float("nan")
         plausible = align._plausible(h, small.shape)
