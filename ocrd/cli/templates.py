@@ -116,17 +116,18 @@ def list_templates(config: ConfigOption = None) -> None:
 def show(
     name: Annotated[str, typer.Argument(help="Template name.")], config: ConfigOption = None
 ) -> None:
-    """Show a template's fields, their boxes and rules."""
+    """Show a template's fields, their boxes, their printed labels' boxes and rules."""
     from ocrd.cli.store import _console
 
     t = _template(name, config)
     typer.echo(f"{t.name}: {t.width}x{t.height} px at {t.dpi} dpi, from {t.source or '?'}")
-    table = Table("field", "layout", "kind", "box", "rules", header_style="bold")
+    table = Table("field", "layout", "kind", "box", "label at", "rules", header_style="bold")
     for f in t.fields:
         rules = ", ".join(f"{k}={v}" for k, v in f.rules.as_dict().items())
         box = f"{f.box.x},{f.box.y} {f.box.w}x{f.box.h}"
+        label = f"{f.label.x},{f.label.y} {f.label.w}x{f.label.h}" if f.label else ""
         layout = f"{f.layout} ({f.cells})" if f.cells else f.layout
-        table.add_row(f.name, layout, f.kind, box, rules)
+        table.add_row(f.name, layout, f.kind, box, label, rules)
     _console().print(table)
 
 
