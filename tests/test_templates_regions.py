@@ -1,5 +1,6 @@
 """Every template field gets a result: one vision missed is read from its aligned region
-(real rendered scans, real vision, real weights); one with nothing written is an empty result."""
+(real rendered scans, real vision, real weights); one with nothing written is an empty result;
+pieces of a field's frame read as digits are taken out."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import pytest
 from ocrd.pipeline import read_fields
 from ocrd.recognition import load_recognizer
 from ocrd.templates import TemplateSet, match_page, name_pages
+from ocrd.templates.align import PageMatch
 from ocrd.templates.create import create_template
+from ocrd.templates.model import Fingerprint, Template, TemplateField
 from ocrd.templates.regions import read_region
-from ocrd.types import Page
+from ocrd.templates.remnants import without_frame_remnants
+from ocrd.types import Box, DigitReading, FieldReading, Page
 from ocrd.vision import find_fields
 from training.forms import FORM_FAMILIES, DigitBank, iou, render_form, warp_scan
 
@@ -94,3 +98,26 @@ def test_ink_vision_does_not_take_for_a_number_is_still_read(template, scan) -> 
     assert field.layout in ("single", "field")  # read as one written number, not found by vision
     cx, cy = field.box.x + field.box.w / 2, field.box.y + field.box.h / 2
     assert x <= cx <= x + w and y <= cy <= y + h
+
+
+def test_frame_pieces_read_as_ones_are_taken_out_of_a_comb() -> None:
+    """Thin digits centred on a comb's divider or side are its frame; a 1 in a cell is not."""
+    comb = TemplateField("code", Box(100, 100, 400, 100), "comb", cells=4)  # rules every 100 px
+    rng = np.random.default_rng(0)
+    fingerprint = Fingerprint(100, 100, np.zeros((20, 2), np.float32),
+                              rng.integers(0, 256, (20, 32), dtype=np.uint8))  # fmt: skip
+    template = Template("t", 800, 800, 100, (comb,), fingerprint)
+    match = PageMatch(template, np.eye(3), inliers=50)
+
+    def read(*digits: tuple[str, int, int]) -> FieldReading:
+        marks = [DigitReading(d, 0.9, Box(x, 110, w, 80)) for d, x, w in digits]
+        return FieldReading(1, Box(100, 100, 400, 100), "".join(d for d, _, _ in digits), 0.8,
+                            "handwritten", "m@1", digits=marks)  # fmt: skip
+
+    # a divider at 200, a written 5, a written thin 1 mid-cell at 341, the right side at 500
+    got = without_frame_remnants(read(("1", 199, 3), ("5", 230, 40), ("1", 340, 3),
+                                      ("1", 498, 3)), comb, match, dpi=100)  # fmt: skip
+    assert got is not None and got.text == "51" and [d.box.x for d in got.digits] == [230, 340]
+    assert without_frame_remnants(read(("1", 199, 3), ("1", 299, 2)), comb, match, 100) is None
+    wide = read(("1", 190, 20))  # as wide as a written 1: kept even on the divider
+    assert without_frame_remnants(wide, comb, match, 100).text == "1"

@@ -2,7 +2,8 @@
 
 Each reading's box centre is mapped onto the template; the field whose box holds it (the
 smallest, when boxes nest) names it. Several readings in one field (a free number vision
-split in two) are joined left to right. A field nothing was read from becomes an empty
+split in two) are joined left to right, after any pieces of the field's frame read as digits
+are taken out (`remnants.py`). A field nothing was read from becomes an empty
 result at the field's place on the page; readings outside every field keep the template's
 name without a field. Rules are checked on every named field; a broken one (or an empty
 required field) marks the result needs_review with the reasons.
@@ -14,6 +15,7 @@ import numpy as np
 
 from ocrd.templates.align import PageMatch
 from ocrd.templates.model import Template, TemplateField
+from ocrd.templates.remnants import without_frame_remnants
 from ocrd.templates.rules import broken_rules
 from ocrd.types import Box, FieldReading
 
@@ -37,8 +39,13 @@ def apply_match(
         else:
             by_field.setdefault(index, []).append((cx, reading))
     named = []
+    dpi = template_dpi(template)
     for index, tfield in enumerate(template.fields):
         members = [r for _, r in sorted(by_field.get(index, []), key=lambda item: item[0])]
+        members = [
+            kept for r in members
+            if (kept := without_frame_remnants(r, tfield, match, dpi)) is not None
+        ]  # fmt: skip
         reading = _joined(members) if members else _empty(match, tfield, page, page_shape)
         named.append(_checked(_named(reading, template.name, tfield.name), tfield))
     return named + outside
