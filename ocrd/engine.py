@@ -106,10 +106,12 @@ def extract_document(
         path, max_pixels=max_pixels, pdf_dpi=pdf_dpi, max_pages=max_pages, input_kind=input_kind
     ):
         pages = max(pages, page.number)
+        if templates:  # matched and missed fields read where the page image is
+            from ocrd.templates import match_page
+
+            matches[page.number], fields = match_page(page, fields, templates)
         found += fields
         notes += page.notes
-        if templates:
-            matches[page.number] = (templates.match(page), page.image.shape)
         del page  # not alive beside the next page while it is decoded
     return media_type, pages, found, notes, matches
 

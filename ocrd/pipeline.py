@@ -131,15 +131,18 @@ def read_document(
     for page, fields in pages:
         document.pages = page.number
         document.notes.extend(page.notes)
+        matched = None
+        if templates:
+            from ocrd.templates import match_page, name_pages
+
+            matched, fields = match_page(page, fields, templates)
         if fields and recognizer is None:  # bad files fail before the models load
             from ocrd.recognition import load_recognizer
 
             recognizer = load_recognizer()
         readings = [r for r in read_fields(fields, recognizer) if r is not None] if fields else []
-        if templates:
-            from ocrd.templates import apply_templates
-
-            readings = apply_templates(page, readings, templates)
+        if matched is not None:
+            readings = name_pages(readings, {page.number: matched})
         document.fields.extend(readings)
     return with_empty_note(document)
 

@@ -100,6 +100,7 @@ def test_template_file_round_trips_and_lists_fields_in_order(templates, tmp_path
         ('kind = "handwritten"', 'kind = "handwritten"\npattern = "(["', "fields[0].pattern"),
         ('kind = "handwritten"', 'kind = "handwritten"\nlength = "7"', "fields[0].length"),
         ("width = ", "width = -", "width"),
+        ("label = [", "label = [-5, ", "fields[0].label"),
     ],
 )
 def test_a_mistake_in_the_file_is_refused_naming_file_and_key(
@@ -149,6 +150,31 @@ def test_create_from_a_blank_form_finds_every_ruled_field(bank) -> None:
                                                                   strict=True) if s in ruled],
                              strict=True):  # fmt: skip
         assert _inside(truth.box, tfield.box)
+
+
+@pytest.mark.parametrize(("family", "side"), [("claim", "left"), ("order", "above"),
+                                              ("registration", "right")])  # fmt: skip
+def test_create_writes_each_fields_printed_label_box(family: str, side: str, tmp_path) -> None:
+    """Labels are words and ocrd reads digits: the names stay field_N in reading order, and
+    each field carries its label's box (left of it, else above, else right) for the user."""
+    blank = render_form(FORM_FAMILIES[family], None, np.random.default_rng(1), dpi=DPI)
+    template = create_template(family, Page(1, blank.image, DPI))
+    rows = [(f.box.y, f.box.x) for f in template.fields]
+    assert rows == sorted(rows, key=lambda r: (r[0] // (DPI // 6), r[1]))  # reading order
+    labels = [f.label for f in template.fields]
+    assert all(label is not None for label in labels)
+    assert len({(label.x, label.y) for label in labels}) == len(labels)  # one each
+    for f, label in zip(template.fields, labels, strict=True):
+        row = label.y <= f.box.y + f.box.h / 2 <= label.y + label.h + 0.3 * DPI
+        if side == "left":
+            assert label.x + label.w <= f.box.x and row, (f.name, label)
+        elif side == "above":
+            assert label.y + label.h <= f.box.y and abs(label.x - f.box.x) < 0.2 * DPI
+        else:
+            assert label.x >= f.box.x + f.box.w and row, (f.name, label)
+        assert 0.05 * DPI < label.h < 0.25 * DPI  # one line of 8-14 pt print
+    save_template(template, tmp_path / "t.toml")
+    assert [f.label for f in load_template(tmp_path / "t.toml").fields] == labels
 
 
 # -- matching ---------------------------------------------------------------------------------

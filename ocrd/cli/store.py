@@ -144,10 +144,11 @@ class FileProcessor:
 
         window = 4 * max(1, self.settings.workers)
         try:
-            for (path, doc_id, early), future in in_order(
-                self._prepared(files), lambda p: self.engine().submit(p), window
-            ):
-                yield (path, *early) if future is None else (path, *self._store(doc_id, future))
+            with self.store.kept_open():  # no WAL checkpoint at each commit (Store doc)
+                for (path, doc_id, early), future in in_order(
+                    self._prepared(files), lambda p: self.engine().submit(p), window
+                ):
+                    yield (path, *early) if future is None else (path, *self._store(doc_id, future))
         except (KeyboardInterrupt, OcrdError):
             from ocrd.store import documents
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -115,17 +116,18 @@ def list_templates(config: ConfigOption = None) -> None:
 def show(
     name: Annotated[str, typer.Argument(help="Template name.")], config: ConfigOption = None
 ) -> None:
-    """Show a template's fields, their boxes and rules."""
+    """Show a template's fields, their boxes, their printed labels' boxes and rules."""
     from ocrd.cli.store import _console
 
     t = _template(name, config)
     typer.echo(f"{t.name}: {t.width}x{t.height} px at {t.dpi} dpi, from {t.source or '?'}")
-    table = Table("field", "layout", "kind", "box", "rules", header_style="bold")
+    table = Table("field", "layout", "kind", "box", "label at", "rules", header_style="bold")
     for f in t.fields:
         rules = ", ".join(f"{k}={v}" for k, v in f.rules.as_dict().items())
         box = f"{f.box.x},{f.box.y} {f.box.w}x{f.box.h}"
+        label = f"{f.label.x},{f.label.y} {f.label.w}x{f.label.h}" if f.label else ""
         layout = f"{f.layout} ({f.cells})" if f.cells else f.layout
-        table.add_row(f.name, layout, f.kind, box, rules)
+        table.add_row(f.name, layout, f.kind, box, label, rules)
     _console().print(table)
 
 
@@ -149,21 +151,19 @@ def check(
     from ocrd.cli.store import _console
     from ocrd.pipeline import read_fields
     from ocrd.recognition import load_recognizer
-    from ocrd.templates.align import Matcher
-    from ocrd.templates.apply import apply_match
+    from ocrd.templates import TemplateSet, match_page, name_pages
     from ocrd.templates.overlay import draw_overlay, verdict
     from ocrd.vision import find_fields
 
     template = _template(name, config)
-    scan = _page(file, page)
-    match = Matcher([template]).match(scan.image)
+    scan = dataclasses.replace(_page(file, page), reduced=1.0)  # drawn in the image's pixels
+    matched, fields = match_page(scan, find_fields(scan), TemplateSet([template]))
+    match = matched[0]
     if match is None:
         typer.echo(f"{file} page {page} does not match template {name}", err=True)
         raise typer.Exit(1)
-    fields = find_fields(scan)
     read = read_fields(fields, load_recognizer()) if fields else []
-    readings = [r for r in read if r is not None]
-    named = apply_match(match, readings, scan.number, scan.image.shape)
+    named = name_pages([r for r in read if r is not None], {scan.number: matched})
     table = Table("field", "text", "conf", "verdict", header_style="bold")
     for r in named:
         if r.field_name:

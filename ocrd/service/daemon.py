@@ -110,7 +110,8 @@ class Daemon:
         install_signal_handlers(self)
         self.start()
         try:
-            self._main_loop()
+            with self.store.kept_open():  # no WAL checkpoint at each commit (Store doc)
+                self._main_loop()
         finally:
             self.shutdown()
         return 0

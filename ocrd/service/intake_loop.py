@@ -162,16 +162,7 @@ class Intake:
         if not path.exists():
             # Hashed while another daemon finished it: it has been moved out since.
             return _Decision(path, "gone")
-        # PostgreSQL (READ COMMITTED): a statement that waited for those locks still reads
-        # from the snapshot it started with, so a row another daemon inserted for this file
-        # while we waited is missing from `rows`. A new statement, taken under the locks,
-        # sees it.
-        mine = session.scalars(
-            select(Document)
-            .where(Document.path == key, Document.sha256 == digest.sha256)
-            .order_by(Document.id.desc())
-            .limit(1)
-        ).first()
+        mine = self._latest_row_of(session, rows, key, digest.sha256)
         if mine is not None:
             return _Decision(path, self._known_file(mine), mine.id, mine.status, mine.error)
         canonical = next((r for r in rows if r.status != DocumentStatus.DUPLICATE.value), None)
@@ -195,6 +186,25 @@ class Intake:
             return _Decision(path, "skip" if original.path == key else "wait")
         repeats = f"#{original.id} {original.path}" if original is not None else "a gone document"
         return _Decision(path, "move", mine.id, mine.status, mine.error, repeats)
+
+    def _latest_row_of(
+        self, session: Session, rows: list[Document], key: str, sha256: str
+    ) -> Document | None:
+        """The newest row of this very file (path and content), or None.
+
+        SQLite: the transaction holds the database's one write lock, so `rows` (ordered by
+        id) already holds every such row. PostgreSQL (READ COMMITTED): a statement that waited
+        for the row locks still reads from the snapshot it started with, so a row another
+        daemon inserted for this file while we waited is missing from `rows`; a new statement,
+        taken under the locks, sees it."""
+        if self.daemon.store.dialect == "sqlite":
+            return next((r for r in reversed(rows) if r.path == key and r.sha256 == sha256), None)
+        return session.scalars(
+            select(Document)
+            .where(Document.path == key, Document.sha256 == sha256)
+            .order_by(Document.id.desc())
+            .limit(1)
+        ).first()
 
     def _act(self, decisions: list[_Decision]) -> None:
         daemon = self.daemon

@@ -156,6 +156,19 @@ class Store:
             session.connection(execution_options={WRITE_OPTION: write})
             yield session
 
+    @contextlib.contextmanager
+    def kept_open(self) -> Iterator[None]:
+        """Hold one idle connection while a run of transactions goes on (`ocrd process`, the
+        daemon). A SQLite file gets a connection per session (NullPool), and closing the last
+        connection to a WAL database checkpoints it and syncs the file: ~14 ms a transaction
+        on this VM, where a commit with another connection open costs ~1.5 ms. The idle
+        connection holds no transaction, so it blocks no writer and no checkpoint."""
+        if _sqlite_file(self) is None:
+            yield
+            return
+        with self.engine.connect():
+            yield
+
     def current_revision(self) -> str | None:
         with self.engine.connect() as connection:
             return current_revision(connection)

@@ -195,7 +195,7 @@ def export_json(row: Row) -> str:
     return json.dumps(record, ensure_ascii=False)
 
 
-# -- one row per document and template page: what a spreadsheet wants ------------------------
+# -- one row per document: what a spreadsheet wants ------------------------
 
 WIDE_LEAD_COLUMNS = ("path", "page", "processed_at", "sha256", "document_id")
 WIDE_TAIL_COLUMNS = ("needs_review",)  # the fields a person should check, space-separated
@@ -219,28 +219,33 @@ def wide_columns(field_names: list[str]) -> tuple[str, ...]:
 
 
 def iter_wide(store: Store, filters: ResultFilter, field_names: list[str]) -> Iterator[list]:
-    """One row per document page that matched ``filters.template``: the lead columns, one
-    cell per field (its text; empty when nothing was written), then the fields needing
-    review. Streamed: rows arrive grouped by document and page."""
+    """One row per document that matched ``filters.template``: the lead columns (`page`: the
+    first page that matched), one cell per field (its text; empty when nothing was written),
+    then the fields needing review. A field read on more than one page (several copies of
+    the form in one file) gets its readings joined by " | " in page order and is listed for
+    review. Streamed: results arrive grouped by document."""
     assert filters.template, "a wide export is per template"
     rows = iter_results(store, dataclasses.replace(filters, status=None, limit=None))
     index = {name: i for i, name in enumerate(field_names)}
-    current, cells, review, emitted = None, [], [], 0
+    current, cells, review, seen, emitted = None, [], [], set(), 0
     for row in rows:
-        key = (row.document_id, row.page)
-        if key != current:
+        if row.document_id != current:
             if current is not None:
                 yield cells + [" ".join(review)]
                 emitted += 1
                 if filters.limit is not None and emitted >= filters.limit:
                     return
-            current, review = key, []
+            current, review, seen = row.document_id, [], set()
             lead = [row.path, row.page, format_time(row.processed_at), row.sha256, row.document_id]
             cells = lead + [""] * len(field_names)
-        if row.field in index:
-            cells[len(WIDE_LEAD_COLUMNS) + index[row.field]] = row.text
-            if row.needs_review:
-                review.append(row.field)
+        if row.field not in index:
+            continue
+        cell = len(WIDE_LEAD_COLUMNS) + index[row.field]
+        again = row.field in seen
+        seen.add(row.field)
+        cells[cell] = f"{cells[cell]} | {row.text}" if again else row.text
+        if (row.needs_review or again) and row.field not in review:
+            review.append(row.field)
     if current is not None:
         yield cells + [" ".join(review)]
 

@@ -3,6 +3,7 @@
 model.py    the template file (TOML): load with checks, save
 create.py   a template from one page (vision's frames and fields)
 align.py    which template a page is and the page -> template homography (ORB + RANSAC)
+regions.py  reading a template field vision missed from its aligned region
 apply.py    naming a matched page's readings, empty fields, rule verdicts
 rules.py    length / pattern / min / max / checksum (luhn, mod11, mod97) / required
 overlay.py  the `ocrd template check` picture
@@ -10,24 +11,32 @@ overlay.py  the `ocrd template check` picture
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ocrd.templates.align import Matcher, PageMatch
 from ocrd.templates.apply import apply_match
 from ocrd.templates.model import Template, TemplateError, load_template, save_template
-from ocrd.types import FieldReading, Page
+from ocrd.templates.regions import missed_fields
+from ocrd.types import Box, Field, FieldReading, Page
+from ocrd.vision.loading import to_file_coordinates
 
 __all__ = [
     "PageMatch",
     "Template",
     "TemplateError",
     "TemplateSet",
-    "apply_templates",
     "load_template",
     "load_templates",
+    "match_page",
+    "name_pages",
     "save_template",
 ]
+
+PageShape = tuple[int, ...]
 
 
 @dataclass
@@ -72,26 +81,40 @@ def load_templates(directory: Path | None) -> TemplateSet:
     return TemplateSet(templates, Path(directory))
 
 
-def apply_templates(
-    page: Page, readings: list[FieldReading], templates: TemplateSet | None
-) -> list[FieldReading]:
-    """The page's readings named after the template it matches (as they were when it
-    matches none, or there are no templates)."""
-    if not templates:
-        return readings
-    match = templates.match(page)
+def match_page(
+    page: Page, fields: list[Field], templates: TemplateSet | None
+) -> tuple[tuple[PageMatch | None, PageShape], list[Field]]:
+    """The template the page matches (None: none) with the page's shape, both in the file's
+    pixels like the fields' boxes (what `name_pages` takes), and the page's `fields` plus one
+    for each template field vision missed that holds ink (`regions.missed_fields`)."""
+    reduced = page.reduced
+    shape = tuple(int(round(side * reduced)) for side in page.image.shape[:2])
+    match = templates.match(page) if templates else None
     if match is None:
-        return readings
-    return apply_match(match, readings, page.number, page.image.shape)
+        return (None, shape), list(fields)
+    in_image = [_scaled_box(f, 1 / reduced) for f in fields] if reduced != 1 else fields
+    extra = to_file_coordinates(missed_fields(page, match, in_image), page)
+    if reduced != 1:  # file pixels -> page image pixels -> template pixels
+        to_image = np.diag([1 / reduced, 1 / reduced, 1.0])
+        match = dataclasses.replace(match, homography=match.homography @ to_image)
+    return (match, shape), list(fields) + extra
+
+
+def _scaled_box(f: Field, factor: float) -> Field:
+    b = f.box
+    box = Box(int(b.x * factor), int(b.y * factor), max(1, int(b.w * factor)),
+              max(1, int(b.h * factor)))  # fmt: skip
+    return dataclasses.replace(f, box=box)
 
 
 def name_pages(
     readings: list[FieldReading],
     matches: dict[int, tuple[PageMatch | None, tuple[int, ...]]],
 ) -> list[FieldReading]:
-    """`apply_templates` for a whole document whose pages were matched while they were
-    decoded (the daemon fuses readings later, after the page images are gone): `matches`
-    maps a page number to its match (None: no template) and the page's image shape."""
+    """The readings of matched pages named after their template's fields, one result per
+    field (`apply.apply_match`). Pages are matched while they are decoded and read later,
+    after the page images are gone: `matches` maps a page number to what `match_page` gave
+    (match or None, page shape)."""
     out: list[FieldReading] = []
     for number, (match, shape) in sorted(matches.items()):
         on_page = [r for r in readings if r.page == number]

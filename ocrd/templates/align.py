@@ -29,8 +29,12 @@ GUIDED_DISTANCE = 64  # ... when its descriptor is at most this far (Hamming bit
 RANSAC_PX = 3.0  # reprojection tolerance, fingerprint pixels
 MIN_INLIERS = 12  # fewer consistent matches: not this template
 MIN_SPREAD = 0.1  # inliers reaching less of the page's height (a letterhead match) ...
-STRONG_RULING = 0.5  # ... must find this share of the rulings, not just MIN_RULING
-MIN_RULING = 0.25  # share of the template's ruled lines that must lie on the page's ink
+STRONG_RULING = 0.7  # ... must find this share of the ruled sides, not just MIN_RULING
+MIN_RULING = 0.5  # share of the template's ruled sides that must lie on the page's ink
+RULING_FOUND = 0.8  # a side is found when this share of its points lies on ink
+DECISIVE_RULING = 0.9  # a template that finds this share of its ruled sides ...
+DECISIVE_INLIERS = 30  # ... with this many inliers is the page's: the rest are not tried
+RULING_SHIFT = 3  # pixels (reduced page) the rulings are searched around the keypoint fit
 INK_CONTRAST = 0.35  # a ruling pixel is this far from the paper towards the darkest ink
 RULING_SAMPLES = 24  # points sampled along each ruled side
 MAX_SCALE_CHANGE = 1.6  # a page more than this much larger or smaller is not a scan of it
@@ -58,16 +62,19 @@ class PageMatch:
 
 def reduce(image: np.ndarray, width: int = FINGERPRINT_WIDTH) -> tuple[np.ndarray, float]:
     """The page `width` pixels across and the scale (reduced pixels per page pixel). A large
-    page is first sampled down to twice that (nearest pixel: 1 ms where area averaging a
-    600-dpi A4 page takes 17), then area-averaged: a 0.011-inch ruling is still 3 samples
-    wide at 600 dpi, so none is lost."""
+    page is first halved by area averaging until it is less than twice as wide (5 ms for a
+    600-dpi A4 page, where averaging straight to `width` takes 17), then resized linearly:
+    averaging every pixel keeps a noisy scan's speckle out of the keypoints (sampling one pixel in a
+    few does not), and a 0.011-inch ruling is still 3 samples wide at 600 dpi."""
     height, page_width = image.shape[:2]
     scale = width / page_width
     size = (width, max(1, int(round(height * scale))))
-    if page_width < 2 * width:  # little to average: linear is 8x faster than area here
-        return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), scale
-    twice = cv2.resize(image, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_NEAREST)
-    return cv2.resize(twice, size, interpolation=cv2.INTER_AREA), scale  # OpenCV's 2x fast path
+    while image.shape[1] >= 2 * width:  # halved by area averaging (OpenCV's fast path)
+        rows, cols = image.shape[0] // 2, image.shape[1] // 2
+        image = cv2.resize(
+            image[: 2 * rows, : 2 * cols], (cols, rows), interpolation=cv2.INTER_AREA
+        )
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), scale
 
 
 def _detect(small: np.ndarray, features: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -133,15 +140,18 @@ class Matcher:
             if found is None:
                 continue
             homography, inliers, spread = found
-            ruling = _ruling_score(template, np.linalg.inv(homography), ink)
+            ruling, shift = _ruling_score(template, np.linalg.inv(homography), ink)
             if ruling < (MIN_RULING if spread >= MIN_SPREAD else STRONG_RULING):
                 continue
+            homography = homography @ np.linalg.inv(shift)  # the shift the rulings found
             if best is None or (ruling, inliers) > best[:2]:
                 # page pixels -> reduced page -> reduced template -> template pixels
                 to_small = np.diag([scale, scale, 1.0])
                 factor = template.width / template.fingerprint.width
                 full = np.diag([factor, factor, 1.0]) @ homography @ to_small
                 best = (ruling, inliers, PageMatch(template, full, inliers, ruling))
+            if ruling >= DECISIVE_RULING and inliers >= DECISIVE_INLIERS:
+                break  # no other form finds nearly all of this one's rulings: stop looking
         return best[2] if best is not None else None
 
 
@@ -156,12 +166,13 @@ def _fit(
     """The reduced page -> reduced template homography, its inlier count and their spread,
     or None."""
     fp = template.fingerprint
-    pairs = matcher.knnMatch(descriptors, fp.descriptors, k=CANDIDATES)
-    good = [p[0] for p in pairs if len(p) >= 2 and p[0].distance < RATIO * p[1].distance]
-    if len(good) < MIN_INLIERS:
+    if len(fp.points) < CANDIDATES:
         return None
-    source = points[[m.queryIdx for m in good]]
-    target = fp.points[[m.trainIdx for m in good]]
+    pairs = _Candidates(matcher, descriptors, fp.descriptors)
+    query, train = pairs.ratio_matches()
+    if len(query) < MIN_INLIERS:
+        return None
+    source, target = points[query], fp.points[train]
     homography, mask = cv2.findHomography(source, target, cv2.USAC_MAGSAC, RANSAC_PX)
     if homography is None:
         return None
@@ -175,28 +186,45 @@ def _fit(
     return homography, inliers, spread
 
 
-def _guided(homography: np.ndarray, points: np.ndarray, targets: np.ndarray, pairs) -> np.ndarray:
+class _Candidates:
+    """The CANDIDATES nearest template descriptors of every page keypoint, as arrays."""
+
+    def __init__(self, matcher: cv2.BFMatcher, query: np.ndarray, train: np.ndarray) -> None:
+        pairs = matcher.knnMatch(query, train, k=CANDIDATES)
+        flat = [(m.trainIdx, m.distance) for p in pairs for m in p]
+        table = np.array(flat, np.float64).reshape(len(pairs), CANDIDATES, 2)
+        self.train = table[:, :, 0].astype(int)  # (N, CANDIDATES), nearest first
+        self.distance = table[:, :, 1]
+
+    def ratio_matches(self) -> tuple[np.ndarray, np.ndarray]:
+        """Page and template keypoint indices of the matches that pass Lowe's ratio test,
+        one per template keypoint (the closest). Without that, a repeated shape (a comb
+        cell's corner, a label's letter) draws many page keypoints onto one template
+        keypoint, and RANSAC takes the homography that squeezes them all onto it."""
+        query = np.flatnonzero(self.distance[:, 0] < RATIO * self.distance[:, 1])
+        train, distance = self.train[query, 0], self.distance[query, 0]
+        order = np.lexsort((distance, train))  # by template keypoint, closest first
+        query, train = query[order], train[order]
+        first = np.r_[True, train[1:] != train[:-1]] if len(train) else np.zeros(0, bool)
+        return query[first], train[first]
+
+
+def _guided(
+    homography: np.ndarray, points: np.ndarray, targets: np.ndarray, pairs: _Candidates
+) -> np.ndarray:
     """Refit with every candidate match that lands where the first fit says it should: comb
     corners and repeated label letters fail the ratio test but pin the geometry down to a
     pixel, which the ruling check needs."""
     projected = cv2.perspectiveTransform(points.reshape(-1, 1, 2).astype(np.float64), homography)
-    projected = projected.reshape(-1, 2)
-    source, target = [], []
-    for candidates in pairs:
-        if not candidates:
-            continue
-        query = candidates[0].queryIdx
-        near = [
-            m for m in candidates
-            if m.distance <= GUIDED_DISTANCE
-            and np.hypot(*(targets[m.trainIdx] - projected[query])) <= GUIDED_PX
-        ]  # fmt: skip
-        if near:
-            source.append(points[query])
-            target.append(targets[near[0].trainIdx])
-    if len(source) < MIN_INLIERS:
+    gap = targets[pairs.train] - projected.reshape(-1, 1, 2)  # (N, CANDIDATES, 2)
+    near = np.einsum("ijk,ijk->ij", gap, gap) <= GUIDED_PX**2
+    near &= pairs.distance <= GUIDED_DISTANCE
+    query = np.flatnonzero(near.any(axis=1))
+    if len(query) < MIN_INLIERS:
         return homography
-    refined, _ = cv2.findHomography(np.float32(source), np.float32(target), cv2.RANSAC, 2.0)
+    chosen = pairs.train[query, near[query].argmax(axis=1)]  # the nearest such candidate
+    source, target = np.float32(points[query]), np.float32(targets[chosen])
+    refined, _ = cv2.findHomography(source, target, cv2.RANSAC, 2.0)
     return homography if refined is None else refined
 
 
@@ -235,9 +263,39 @@ def _ink_mask(small: np.ndarray) -> np.ndarray:
     return dark < paper - max(10.0, INK_CONTRAST * float(paper - ink))
 
 
-def _ruling_score(template: Template, to_page: np.ndarray, ink: np.ndarray) -> float:
-    """The share of points along the template's box and comb sides and underlines that fall
-    on ink of the page: another form's rulings are elsewhere. 1.0 when it has none."""
+def _ruling_score(
+    template: Template, to_page: np.ndarray, ink: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """The share of the template's ruled sides (box and comb sides, underlines) found on the
+    page's ink along RULING_FOUND of their length, and the page-pixel shift (up to
+    RULING_SHIFT) that finds most ruling points: a keypoint fit can be a pixel or two off,
+    and a whole side counts, so a different form whose text or rulings merely cross the
+    template's here and there scores low. 1.0 when the template has no rulings."""
+    sides = _ruled_sides(template)
+    none = np.eye(3)
+    if sides is None:
+        return 1.0, none
+    pts = cv2.perspectiveTransform(sides.reshape(-1, 1, 2), to_page).reshape(-1, 2)
+    pts = np.rint(pts).astype(int)
+    steps = np.arange(-RULING_SHIFT, RULING_SHIFT + 1)
+    shifts = np.stack(np.meshgrid(steps, steps), axis=-1).reshape(-1, 2)  # (dx, dy)
+    x = pts[None, :, 0] + shifts[:, None, 0]  # (shifts, points)
+    y = pts[None, :, 1] + shifts[:, None, 1]
+    height, width = ink.shape
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    hits = ink[np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)] & inside
+    share = hits.mean(axis=1) - 0.001 * np.abs(shifts).sum(axis=1)  # ties: the least shift
+    best = int(np.argmax(share))
+    best_hits = hits[best]
+    dx, dy = shifts[best]
+    best_shift = np.array([[1.0, 0, dx], [0, 1.0, dy], [0, 0, 1.0]])
+    per_side = best_hits.reshape(len(sides), -1).mean(axis=1)
+    return float((per_side >= RULING_FOUND).mean()), best_shift
+
+
+def _ruled_sides(template: Template) -> np.ndarray | None:
+    """(sides, RULING_SAMPLES, 2) points along the template's ruled sides, fingerprint
+    pixels; None when it has none."""
     factor = template.fingerprint.width / template.width
     samples = []
     t = np.linspace(0.05, 0.95, RULING_SAMPLES)
@@ -252,12 +310,4 @@ def _ruling_score(template: Template, to_page: np.ndarray, ink: np.ndarray) -> f
         elif f.layout == "underline":  # the line runs along the bottom of the writing band
             line_y = y1 - 0.05 * template.dpi * factor
             samples.append(np.c_[xs, np.full_like(xs, line_y)])
-    if not samples:
-        return 1.0
-    pts = cv2.perspectiveTransform(np.concatenate(samples).reshape(-1, 1, 2), to_page)
-    pts = np.rint(pts.reshape(-1, 2)).astype(int)
-    height, width = ink.shape
-    inside = (pts[:, 0] >= 0) & (pts[:, 0] < width) & (pts[:, 1] >= 0) & (pts[:, 1] < height)
-    hits = np.zeros(len(pts), bool)
-    hits[inside] = ink[pts[inside, 1], pts[inside, 0]]
-    return float(hits.mean())
+    return np.stack(samples).astype(np.float64) if samples else None

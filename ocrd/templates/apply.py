@@ -2,7 +2,8 @@
 
 Each reading's box centre is mapped onto the template; the field whose box holds it (the
 smallest, when boxes nest) names it. Several readings in one field (a free number vision
-split in two) are joined left to right. A field nothing was read from becomes an empty
+split in two) are joined left to right, after any pieces of the field's frame read as digits
+are taken out (`remnants.py`). A field nothing was read from becomes an empty
 result at the field's place on the page; readings outside every field keep the template's
 name without a field. Rules are checked on every named field; a broken one (or an empty
 required field) marks the result needs_review with the reasons.
@@ -14,6 +15,7 @@ import numpy as np
 
 from ocrd.templates.align import PageMatch
 from ocrd.templates.model import Template, TemplateField
+from ocrd.templates.remnants import without_frame_remnants
 from ocrd.templates.rules import broken_rules
 from ocrd.types import Box, FieldReading
 
@@ -31,21 +33,28 @@ def apply_match(
     centres = np.float64([[r.box.x + r.box.w / 2, r.box.y + r.box.h / 2] for r in readings])
     mapped = match.to_template(centres) if readings else np.zeros((0, 2))
     for reading, (cx, cy) in zip(readings, mapped, strict=True):
-        index = _field_at(template, cx, cy)
+        index = field_at(template, cx, cy)
         if index is None:
             outside.append(_named(reading, template.name, None))
         else:
             by_field.setdefault(index, []).append((cx, reading))
     named = []
+    dpi = template_dpi(template)
     for index, tfield in enumerate(template.fields):
         members = [r for _, r in sorted(by_field.get(index, []), key=lambda item: item[0])]
+        members = [
+            kept for r in members
+            if (kept := without_frame_remnants(r, tfield, match, dpi)) is not None
+        ]  # fmt: skip
         reading = _joined(members) if members else _empty(match, tfield, page, page_shape)
         named.append(_checked(_named(reading, template.name, tfield.name), tfield))
     return named + outside
 
 
-def _field_at(template: Template, x: float, y: float) -> int | None:
-    margin = FIELD_MARGIN_IN * (template.dpi or template.width / 8.27)
+def field_at(template: Template, x: float, y: float) -> int | None:
+    """The index of the template field holding (x, y) in template pixels (the smallest when
+    fields nest), or None."""
+    margin = FIELD_MARGIN_IN * template_dpi(template)
     best, best_area = None, None
     for index, f in enumerate(template.fields):
         b = f.box
@@ -54,6 +63,10 @@ def _field_at(template: Template, x: float, y: float) -> int | None:
             if best_area is None or area < best_area:
                 best, best_area = index, area
     return best
+
+
+def template_dpi(template: Template) -> float:
+    return float(template.dpi or template.width / 8.27)
 
 
 def _named(reading: FieldReading, template: str, field: str | None) -> FieldReading:

@@ -2,8 +2,9 @@
 
 Combs, boxes and underlines come from the page's ruled structure, so a blank form gives
 them all; free-written and printed numbers come from the fields vision finds, so they need a
-filled form. Names are field_1, field_2, ... in reading order (the user renames them: labels
-are printed words and ocrd reads digits only).
+filled form. Names are field_1, field_2, ... in reading order (rows top to bottom, left to
+right in a row), each with the box of its printed label (`labels.py`): ocrd's models read
+digits, not words, so the user names the fields from the labels.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
-
 from ocrd.templates.align import make_fingerprint
+from ocrd.templates.labels import nearest_labels, page_box, print_lines
 from ocrd.templates.model import Template, TemplateField
 from ocrd.templates.rules import Rules
 from ocrd.types import Box, Page
@@ -35,11 +35,15 @@ def create_template(name: str, page: Page, source: Path | None = None) -> Templa
     if not boxes:
         raise ValueError("no fields found on the page (no combs, boxes, underlines or numbers)")
     boxes.sort(key=lambda item: (item[0].y // max(1, dpi // 6), item[0].x))
+    clipped = [_clip(item[0], width, height) for item in boxes]
+    labels = nearest_labels(clipped, print_lines(page), dpi)
     fields = []
-    for index, (box, layout, kind, cells) in enumerate(boxes, start=1):
-        clipped = _clip(box, width, height)
+    for index, (box, (_, layout, kind, cells), label) in enumerate(
+        zip(clipped, boxes, labels, strict=True), start=1
+    ):
         rules = Rules(max_length=cells) if cells else Rules()
-        fields.append(TemplateField(f"field_{index}", clipped, layout, kind, cells, rules))
+        label = _clip(label, width, height) if label is not None else None
+        fields.append(TemplateField(f"field_{index}", box, layout, kind, cells, rules, label))
     digest = hashlib.sha256(page.image.tobytes()).hexdigest()[:16]
     label = f"{source.name} page {page.number} ({digest})" if source else digest
     fingerprint = make_fingerprint(page.image, [f.box for f in fields])
@@ -57,7 +61,7 @@ def _frame_fields(page: Page) -> list[tuple[Box, str, str, int | None]]:
             band = int(WRITING_ABOVE_LINE_IN * ppi)
             x, y, w, h = x, y - band, w, h + band + int(0.05 * ppi)
         cells = len(frame.cells) if frame.layout == "comb" and frame.cells else None
-        found.append((_to_page(clean.to_page, (x, y, w, h)), frame.layout, "handwritten", cells))
+        found.append((page_box(clean.to_page, (x, y, w, h)), frame.layout, "handwritten", cells))
     return found
 
 
@@ -90,15 +94,6 @@ def _without_nested(boxes: list) -> list:
         if item[1] in ("comb", "box", "underline") or not inside:
             kept.append(item)
     return kept
-
-
-def _to_page(to_page: np.ndarray, box: tuple[int, int, int, int]) -> Box:
-    x, y, w, h = box
-    corners = np.float64([[x, y, 1], [x + w, y, 1], [x, y + h, 1], [x + w, y + h, 1]])
-    pts = corners @ to_page.T
-    x0, y0 = np.floor(pts.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
-    return Box(int(x0), int(y0), int(x1 - x0), int(y1 - y0))
 
 
 def _clip(box: Box, width: int, height: int) -> Box:

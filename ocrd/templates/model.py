@@ -7,8 +7,9 @@
     source = "blank-claim.png"
 
     [[fields]]                # one per field, in the order exports list them
-    name = "policy_number"
+    name = "policy_number"    # written as field_1, field_2, ... in reading order
     box = [600, 300, 512, 80] # x, y, w, h in reference-page pixels
+    label = [90, 318, 260, 40] # the printed label's box (written by ocrd: a naming hint)
     layout = "comb"           # comb / box / underline / free / printed
     kind = "handwritten"      # handwritten / printed / unknown
     cells = 7                 # combs only
@@ -37,7 +38,7 @@ from ocrd.types import Box
 
 LAYOUTS = ("comb", "box", "underline", "free", "printed")
 KINDS = ("handwritten", "printed", "unknown")
-FIELD_KEYS = ("name", "box", "layout", "kind", "cells")
+FIELD_KEYS = ("name", "box", "label", "layout", "kind", "cells")
 RULE_KEYS = tuple(vars(Rules()).keys())
 TOP_KEYS = ("name", "width", "height", "dpi", "source", "fields", "fingerprint")
 FINGERPRINT_KEYS = ("detector", "width", "height", "points", "descriptors")
@@ -57,6 +58,7 @@ class TemplateField:
     kind: str = "handwritten"
     cells: int | None = None
     rules: Rules = field(default_factory=Rules)
+    label: Box | None = None  # the printed label's box, page pixels (a hint for naming)
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,10 @@ def template_document(template: Template) -> dict:
 
 
 def _field_document(f: TemplateField) -> dict:
-    entry: dict[str, object] = {"name": f.name, "box": f.box.as_list(), "layout": f.layout,
-                                "kind": f.kind}  # fmt: skip
+    entry: dict[str, object] = {"name": f.name, "box": f.box.as_list()}
+    if f.label is not None:
+        entry["label"] = f.label.as_list()
+    entry |= {"layout": f.layout, "kind": f.kind}
     if f.cells is not None:
         entry["cells"] = f.cells
     return entry | f.rules.as_dict()
@@ -179,22 +183,32 @@ def _parse_field(check: _Checker, entry: object, key: str, width: int, height: i
     if not _NAME.match(name):
         check.fail(f"{key}.name", f"use letters, digits, _ . - (got {name!r})")
     box = entry.get("box")
-    if (
-        not isinstance(box, list)
-        or len(box) != 4
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
-        or box[2] < 1
-        or box[3] < 1
-        or box[0] < 0
-        or box[1] < 0
-        or box[0] + box[2] > width
-        or box[1] + box[3] > height
-    ):
+    if not _is_box(box, width, height):
         check.fail(f"{key}.box", f"expected [x, y, w, h] inside the {width}x{height} page")
+    label = entry.get("label")
+    if label is not None:
+        if not _is_box(label, width, height):
+            check.fail(f"{key}.label", f"expected [x, y, w, h] inside the {width}x{height} page")
+        label = Box(*label)
     layout = check.choice(entry.get("layout", "free"), LAYOUTS, f"{key}.layout")
     kind = check.choice(entry.get("kind", "handwritten"), KINDS, f"{key}.kind")
     cells = check.integer(entry, "cells", f"{key}.cells", minimum=1, default=None)
-    return TemplateField(name, Box(*box), layout, kind, cells, _parse_rules(check, entry, key))
+    rules = _parse_rules(check, entry, key)
+    return TemplateField(name, Box(*box), layout, kind, cells, rules, label)
+
+
+def _is_box(box: object, width: int, height: int) -> bool:
+    return (
+        isinstance(box, list)
+        and len(box) == 4
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+        and box[2] >= 1
+        and box[3] >= 1
+        and box[0] >= 0
+        and box[1] >= 0
+        and box[0] + box[2] <= width
+        and box[1] + box[3] <= height
+    )
 
 
 def _parse_rules(check: _Checker, entry: dict, key: str) -> Rules:

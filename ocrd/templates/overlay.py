@@ -1,5 +1,6 @@
 """The `ocrd template check` picture: the scan warped onto the template, every field's box,
-name, reading and rule verdict drawn on it (green kept, red broken, grey empty)."""
+name, reading and rule verdict drawn on it (green kept, red broken, grey empty), and a thin
+grey box round the printed label each field was tied to."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ def draw_overlay(image: np.ndarray, match: PageMatch, readings: list[FieldReadin
             colour = RED
         b = tfield.box
         cv2.rectangle(canvas, (b.x, b.y), (b.x + b.w, b.y + b.h), colour, thickness)
+        if tfield.label is not None:  # the printed label the name should come from
+            a = tfield.label
+            cv2.rectangle(canvas, (a.x, a.y), (a.x + a.w, a.y + a.h), GREY, 1)
+            cv2.line(canvas, (a.x + a.w, a.y + a.h // 2), (b.x, b.y + b.h // 2), GREY, 1)
         label = f"{tfield.name} = {text or '-'}"
         if reading is not None and verdict(reading) not in ("ok", "empty"):
             label += f"  ({verdict(reading)})"
