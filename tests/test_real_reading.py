@@ -69,7 +69,7 @@ def test_a_field_image_is_one_field_read_by_the_line_model(orand_holdout):
 def test_ocrd_process_gives_one_row_per_cheque_image(orand_holdout, tmp_path):
     inbox = tmp_path / "cheques"
     inbox.mkdir()
-    chosen = orand_holdout[:8]
+    chosen = orand_holdout[:40]
     for sample in chosen:
         shutil.copyfile(sample.path, inbox / sample.path.name)
     db = f"sqlite:///{tmp_path}/r.db"
@@ -85,7 +85,7 @@ def test_ocrd_process_gives_one_row_per_cheque_image(orand_holdout, tmp_path):
     assert sorted(by_name) == sorted(s.path.name for s in chosen)
     assert all(len(found) == 1 for found in by_name.values())
     right = sum(by_name[s.path.name][0]["text"] == s.text for s in chosen)
-    assert right >= 6  # whole amounts, separators skipped (the line model reads ~83%)
+    assert right >= 32  # whole amounts, separators skipped (90% of the whole hold-out)
 
 
 def test_input_kind_flag_is_checked(tmp_path):
