@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         help="continue from this digits.keras / lines.keras at a lower learning rate",
     )
     parser.add_argument(
+        "--clean-init",
+        action="store_true",
+        help="sequence with --init: the init never trained on the ORAND-CAR-A validation tenth "
+        "(lines@2.0 and later), so that tenth scores it and its epochs",
+    )
+    parser.add_argument(
         "--grow",
         action="store_true",
         help="sequence with --init: continue in the residual (larger) model, which starts "
@@ -128,7 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from training.sequence import train_sequence
 
-            entry = train_sequence(epochs=args.epochs or 16, grow=args.grow, mix=args.mix, **common)
+            entry = train_sequence(
+                epochs=args.epochs or 16,
+                grow=args.grow,
+                mix=args.mix,
+                clean_init=args.clean_init,
+                **common,
+            )
         _log(json.dumps(entry["metrics"], indent=1))
     elif args.command == "calibrate":
         from training.calibrate import calibrate

@@ -518,7 +518,7 @@ def validation_set(data: SequenceData, seed: int, size: int = 600) -> list[tuple
 def train_sequence(
     data_dir: Path | None, out_dir: Path, epochs: int, seed: int, log=print,
     checkpoint: Path | None = None, init: Path | None = None, version: str = "1.0",
-    grow: bool = False, mix: str = "mnist", extra: Path | None = None,
+    grow: bool = False, mix: str = "mnist", extra: Path | None = None, clean_init: bool = False,
 ) -> dict:  # fmt: skip
     """Train the CRNN and save `lines.keras` into `out_dir`; returns the manifest entry.
 
@@ -527,7 +527,9 @@ def train_sequence(
     plain `init` model's weights go into the residual model (`build_model(residual=True)`),
     which starts out reading exactly as `init` does; `init` may also be residual already.
     `mix` names the shares of each data source (`MIXES`); checkpoints are picked on the mean
-    of the synthetic validation strings and the ORAND validation tenth (never the hold-out)."""
+    of the synthetic validation strings and the ORAND validation tenth (never the hold-out).
+    `clean_init`: the `init` weights never trained on that tenth (lines@2.0 and later), so
+    it scores them too."""
     import keras
 
     from training.manifest import init_note, record_model
@@ -571,7 +573,8 @@ def train_sequence(
         log(f"sequence epoch 0 (init): val string acc {synthetic:.4f} ORAND-val {real:.4f}")
         # Models before the "real" mix trained on the ORAND validation tenth too: their
         # score there is inflated, so under that mix the init is not a candidate.
-        if mix == "mnist":
+        inflated = mix != "mnist" and not clean_init
+        if not inflated:
             best_accuracy, best_weights = accuracy, model.get_weights()
         else:  # only the synthetic half of the score is clean for the init
             best_accuracy, best_weights = synthetic, model.get_weights()
@@ -582,7 +585,7 @@ def train_sequence(
         ):
             losses.append(float(step(images, labels, label_lengths, frames)))
         accuracy, synthetic, real = score()
-        if init is not None and mix != "mnist":
+        if init is not None and mix != "mnist" and not clean_init:
             accuracy = synthetic  # see above: ORAND-val is inflated for init-descended weights
         log(f"sequence epoch {epoch + 1}/{epochs}: ctc loss {np.mean(losses):.3f} "
             f"val string acc {synthetic:.4f} ORAND-val {real:.4f} "
