@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ocrd.normalize import LINE_HEIGHT, normalize_line
+from ocrd.normalize import LINE_HEIGHT, normalize_line, shear_ink
 from ocrd.recognition import LinePrediction
 from ocrd.types import Field
 
@@ -35,10 +35,7 @@ def line_variants(line: np.ndarray) -> list[np.ndarray]:
         width = max(8, round(image.shape[1] * stretch))
         variants.append(normalize_line(cv2.resize(image, (width, LINE_HEIGHT))))
     for shear in SHEARS:
-        pad = int(abs(shear) * LINE_HEIGHT) + 2
-        padded = cv2.copyMakeBorder(image, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=0)
-        matrix = np.float32([[1, shear, -shear * LINE_HEIGHT / 2], [0, 1, 0]])
-        variants.append(normalize_line(cv2.warpAffine(padded, matrix, padded.shape[::-1])))
+        variants.append(normalize_line(shear_ink(image, shear)))
     variants.append(normalize_line(cv2.dilate(image, np.ones((2, 2), np.uint8))))
     return variants
 

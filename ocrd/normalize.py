@@ -122,6 +122,17 @@ def normalize_line(crop: np.ndarray) -> np.ndarray:
     return np.clip(line, 0.0, 1.0)
 
 
+def shear_ink(image: np.ndarray, amount: float) -> np.ndarray:
+    """Ink-bright uint8 image slanted by `amount` (x shift per row, about the middle row),
+    widened so no ink leaves the canvas. Training slants its strings with it; reading
+    slants a field image's variants (`ocrd.line_votes`)."""
+    height = image.shape[0]
+    pad = int(abs(amount) * height) + 2
+    image = cv2.copyMakeBorder(image, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    matrix = np.float32([[1, amount, -amount * height / 2], [0, 1, 0]])
+    return cv2.warpAffine(image, matrix, (image.shape[1], height))
+
+
 def ink_from_paper(gray: np.ndarray) -> np.ndarray:
     """Dark ink on (possibly patterned or uneven) paper -> uint8 ink-bright on black.
 

@@ -245,3 +245,11 @@ def write_png(path: Path, *, width: int = 64, height: int = 48, seed: int = 0) -
 @pytest.fixture(name="write_png")
 def write_png_fixture():  # noqa: ANN201
     return write_png
+
+
+@pytest.fixture(scope="module")
+def orand_holdout():
+    """The fixed ORAND-CAR-A hold-out (real cheque amounts), as `training.readers` splits it."""
+    from training.readers import load_orand_car_a, split_holdout
+
+    return split_holdout(load_orand_car_a())[1]

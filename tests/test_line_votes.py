@@ -8,12 +8,6 @@ from ocrd.line_votes import VARIANT_COUNT, combined, line_inputs, line_variants,
 from ocrd.normalize import LINE_HEIGHT, normalize_line
 from ocrd.recognition import LinePrediction, load_recognizer
 from ocrd.types import Box, Field
-from training.readers import load_orand_car_a, split_holdout
-
-
-@pytest.fixture(scope="module")
-def orand_holdout():
-    return split_holdout(load_orand_car_a())[1]
 
 
 def _prediction(text: str, confidence: float) -> LinePrediction:

@@ -22,15 +22,9 @@ from ocrd.vision.kinds import classify_input
 from ocrd.vision.scale import content_dpi, glyph_pixels_per_inch
 from training import styles
 from training.forms import DigitBank, render_page
-from training.readers import load_orand_car_a, split_holdout
+from training.readers import load_orand_car_a
 
 from .test_cli_store import console_script
-
-
-@pytest.fixture(scope="module")
-def orand_holdout():
-    _train, held = split_holdout(load_orand_car_a())
-    return held
 
 
 @pytest.fixture(scope="module")

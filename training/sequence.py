@@ -17,7 +17,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ocrd.normalize import LINE_HEIGHT, MAX_LINE_WIDTH, ink_from_paper, normalize_line
+from ocrd.normalize import (
+    LINE_HEIGHT,
+    MAX_LINE_WIDTH,
+    ink_from_paper,
+    normalize_line,
+    shear_ink,
+)
 from training import paper, styles, synth
 from training.digits import VALIDATION_SPLIT_SEED
 from training.readers import StringSample, load_mnist, load_orand_car_a, split_holdout
@@ -122,11 +128,8 @@ def compose_string(
 
 def _string_degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Whole-string distortions: slant, thickness, blur, noise."""
-    shear = rng.uniform(-0.35, 0.35)
-    pad = int(abs(shear) * image.shape[0]) + 2
-    image = cv2.copyMakeBorder(image, 2, 2, pad, pad, cv2.BORDER_CONSTANT, value=0)
-    matrix = np.float32([[1, shear, -shear * image.shape[0] / 2], [0, 1, 0]])
-    image = cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0]))
+    image = cv2.copyMakeBorder(image, 2, 2, 0, 0, cv2.BORDER_CONSTANT, value=0)
+    image = shear_ink(image, rng.uniform(-0.35, 0.35))
     image = synth.random_thickness(image, rng)
     if rng.random() < 0.3:
         image = synth.blur(image, rng)
@@ -568,16 +571,13 @@ def train_sequence(
         real = string_accuracy(model, data.orand_val) if data.orand_val else synthetic
         return (synthetic + real) / 2, synthetic, real
 
+    # Models before lines@2.0 trained on the ORAND validation tenth: for weights descended
+    # from them (not `clean_init`), only the synthetic half of the score is clean.
+    inflated = init is not None and mix != "mnist" and not clean_init
     if init is not None:  # a continued stage never ships weights worse than it started from
         accuracy, synthetic, real = score()
         log(f"sequence epoch 0 (init): val string acc {synthetic:.4f} ORAND-val {real:.4f}")
-        # Models before the "real" mix trained on the ORAND validation tenth too: their
-        # score there is inflated, so under that mix the init is not a candidate.
-        inflated = mix != "mnist" and not clean_init
-        if not inflated:
-            best_accuracy, best_weights = accuracy, model.get_weights()
-        else:  # only the synthetic half of the score is clean for the init
-            best_accuracy, best_weights = synthetic, model.get_weights()
+        best_accuracy, best_weights = (synthetic if inflated else accuracy), model.get_weights()
     for epoch in range(epochs):
         losses = []
         for images, labels, label_lengths, frames in batches(
@@ -585,7 +585,7 @@ def train_sequence(
         ):
             losses.append(float(step(images, labels, label_lengths, frames)))
         accuracy, synthetic, real = score()
-        if init is not None and mix != "mnist" and not clean_init:
+        if inflated:
             accuracy = synthetic  # see above: ORAND-val is inflated for init-descended weights
         log(f"sequence epoch {epoch + 1}/{epochs}: ctc loss {np.mean(losses):.3f} "
             f"val string acc {synthetic:.4f} ORAND-val {real:.4f} "
