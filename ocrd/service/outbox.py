@@ -158,12 +158,12 @@ class Outbox:
     def _commit_group(self, outcomes: list[Outcome]) -> None:
         with self.store.session() as session:
             self.record_places(session)
+            read = [(o.claim.id, o.reading) for o in outcomes if o.reading and not o.requeue]
+            documents.finish_many(session, read)
             for o in outcomes:
                 if o.requeue:  # never read: the file gets a new row once it has settled
                     session.execute(delete(Document).where(Document.id == o.claim.id))
-                elif o.reading is not None:
-                    documents.finish(session, o.claim.id, o.reading)
-                else:
+                elif o.reading is None:
                     documents.fail(session, o.claim.id, o.reason or "failed")
 
     def move_out(self, moves: list[Move]) -> None:
