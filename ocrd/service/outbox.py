@@ -158,7 +158,9 @@ class Outbox:
     def _commit_group(self, outcomes: list[Outcome]) -> None:
         with self.store.session() as session:
             self.record_places(session)
-            read = [(o.claim.id, o.reading) for o in outcomes if o.reading and not o.requeue]
+            read = [
+                (o.claim.id, o.reading) for o in outcomes if o.reading is not None and not o.requeue
+            ]
             documents.finish_many(session, read)
             for o in outcomes:
                 if o.requeue:  # never read: the file gets a new row once it has settled
