@@ -25,17 +25,23 @@ INK_FRACTION = 0.25
 # A crop whose brightest pixel is below this is treated as blank.
 MIN_INK_LEVEL = 16
 INK_PEAK_PERCENTILE = 99
+SPECK_SHARE = 0.05  # pixels at half the brightest level or more, as a share of the inked
 
 
 def _ink_peak(crop: np.ndarray) -> float:  # crop: uint8
-    """The crop's ink level: the 99th percentile of its inked pixels, not the brightest one.
-    A few speckle dots far darker than faint, blurred writing would otherwise set the level,
-    and the writing would fall below INK_FRACTION of it and vanish."""
+    """The crop's ink level: its brightest pixel, unless only a few specks reach even half
+    of it (then the 99th percentile of the inked pixels). Speckle dots far darker than faint,
+    blurred writing would otherwise set the level, and the writing would fall below
+    INK_FRACTION of it and vanish."""
     counts = np.bincount(crop.ravel(), minlength=256)[MIN_INK_LEVEL:]
     inked = int(counts.sum())
     if inked == 0:
         return float(crop.max()) if crop.size else 0.0
     above = np.cumsum(counts[::-1])  # pixels at or above each level, brightest first
+    brightest = 255 - int(np.flatnonzero(counts[::-1])[0])
+    half = max(0, (brightest + 1) // 2 - MIN_INK_LEVEL)
+    if counts[half:].sum() >= SPECK_SHARE * inked:
+        return float(brightest)
     level = 255 - int(np.searchsorted(above, (100 - INK_PEAK_PERCENTILE) / 100 * inked))
     return float(max(MIN_INK_LEVEL, level))
 
