@@ -191,8 +191,10 @@ def _report(
     if reading:
         from ocrd.calibration import shipped_calibration
 
-        accept = shipped_calibration().accept_confidence
-        print(f"straight-through at accept_confidence {accept} (the shipped default):")
+        calibration = shipped_calibration()
+        thresholds = {name: calibration.accept_for(name) for name in ("comb", "free", "printed")}
+        print(f"straight-through at the shipped accept thresholds (comb / written / printed: "
+              f"{' / '.join(str(v) for v in thresholds.values())}):")  # fmt: skip
         for kind, (total, accepted, wrong) in sorted(tally.straight.items()):
             print(f"  {kind:12} {100 * accepted / total:5.1f}% of {total} fields accepted, "
                   f"{100 * wrong / max(1, accepted):.2f}% of those wrong")  # fmt: skip

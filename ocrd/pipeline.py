@@ -167,14 +167,16 @@ def fuse(
     """One text + confidence for a field from the two readers (policy in the module doc).
 
     The confidence is then calibrated (`ocrd.calibration`: the probability that the whole
-    field is right) and a field below `accept_confidence` (default: the calibration's) is
-    marked needs_review."""
+    field is right) and a field below `accept_confidence` (default: the calibration's
+    threshold for the field's layout family) is marked needs_review."""
     reading = _fused(field, line, digits, model_name)
     if reading is None:
         return None
     calibration = shipped_calibration()
     reading.confidence = calibration.probability(reading.confidence, field.layout)
-    accept = calibration.accept_confidence if accept_confidence is None else accept_confidence
+    accept = accept_confidence
+    if accept is None:
+        accept = calibration.accept_for(field.layout)
     if reading.confidence < accept:
         reading.needs_review = True
         reading.review_reason = f"confidence {reading.confidence:.3f} < {accept:g}"

@@ -66,24 +66,27 @@ def _box_edge(canvas: np.ndarray, rng: np.random.Generator, side: str) -> np.nda
     level = int(rng.integers(160, 256))
     pad = int(rng.integers(2, max(3, height // 4)))
     if side in "lr":
-        canvas = cv2.copyMakeBorder(canvas, 0, 0, pad if side == "l" else 0,
-                                    pad if side == "r" else 0, cv2.BORDER_CONSTANT, value=0)  # fmt: skip
+        left, right = (pad, 0) if side == "l" else (0, pad)
+        canvas = cv2.copyMakeBorder(canvas, 0, 0, left, right, cv2.BORDER_CONSTANT, value=0)
         x = thick if side == "l" else canvas.shape[1] - thick - 1
-        top, bottom = int(rng.integers(0, height // 3 + 1)), height - int(rng.integers(0, height // 3 + 1))
+        top = int(rng.integers(0, height // 3 + 1))
+        bottom = height - int(rng.integers(0, height // 3 + 1))
         cv2.line(canvas, (x, top), (x, bottom - 1), level, thick)
     else:
-        canvas = cv2.copyMakeBorder(canvas, pad if side == "t" else 0, pad if side == "b" else 0,
-                                    0, 0, cv2.BORDER_CONSTANT, value=0)  # fmt: skip
+        above, below = (pad, 0) if side == "t" else (0, pad)
+        canvas = cv2.copyMakeBorder(canvas, above, below, 0, 0, cv2.BORDER_CONSTANT, value=0)
         y = thick if side == "t" else canvas.shape[0] - thick - 1
         cv2.line(canvas, (0, y), (canvas.shape[1] - 1, y), level, thick)
     return canvas
 
 
-def _beside(canvas: np.ndarray, mark: np.ndarray, rng: np.random.Generator, right: bool) -> np.ndarray:
+def _beside(
+    canvas: np.ndarray, mark: np.ndarray, rng: np.random.Generator, right: bool
+) -> np.ndarray:
     """`mark` placed beside the string, its top near the digits' top."""
     height = canvas.shape[0]
     gap = int(rng.integers(1, max(2, height // 4)))
-    mark = mark[: height]
+    mark = mark[:height]
     block = np.zeros((height, mark.shape[1] + gap), np.uint8)
     top = int(rng.integers(0, max(1, height - mark.shape[0] + 1)))
     x = gap if right else 0

@@ -311,7 +311,11 @@ def build_epoch(
         elif kind < real + composed:
             text = random_text(rng, _cheque_length(rng))
             line = handwritten_line(
-                data.orand_digits_by_label, text, rng, styled=styled, on_paper=scanned,
+                data.orand_digits_by_label,
+                text,
+                rng,
+                styled=styled,
+                on_paper=scanned,
                 marks=marked,
             )
             samples.append((line, text))
@@ -321,7 +325,11 @@ def build_epoch(
         else:
             text = random_text(rng)
             line = handwritten_line(
-                data.digits_by_label, text, rng, styled=styled, on_paper=scanned,
+                data.digits_by_label,
+                text,
+                rng,
+                styled=styled,
+                on_paper=scanned,
                 marks=marked,
             )
             samples.append((line, text))
