@@ -7,10 +7,10 @@ wrong 3-7% of the time. Per layout family, a logistic (Platt) map
 `python -m training calibrate` (forms written with MNIST-train hold-out digits, and the
 ORAND-CAR-A validation tenth as field images; never t10k or the ORAND hold-out) and shipped
 as ``ocrd/models/calibration.json`` beside the weights it was fitted for, together with the
-default accept threshold of each family: fields below it are marked ``needs_review``. One
-threshold for all families let cheque-like field images (whose top scores are less often
-right than Platt's two parameters can say) through at 1.3% errors while form fields stayed
-below 0.3%; a threshold per family keeps the 0.5% promise for each. A user's
+default accept threshold: fields below it are marked ``needs_review``. One threshold for all
+families let cheque-like field images (whose top scores are less often right than Platt's two
+parameters can say) through at 1.3% errors while form fields stayed below 0.3%, so a family
+whose own fields need a higher threshold gets one (``accept``). A user's
 ``accept_confidence`` setting overrides them all.
 """
 
