@@ -15,6 +15,7 @@ again: all are recorded as duplicates without being read (the skip path).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from sqlalchemy import func, select
 
 from ocrd.store import Document, DocumentStatus, open_store
 
@@ -90,25 +92,57 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds so far (user + system, with reaped children's) of the process and of its
+    live descendants (the vision workers are children of the forkserver, the daemon's child)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def own(p: int) -> float:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return 0.0
+        return sum(int(value) for value in fields[11:15]) / tick  # own + reaped children's
+
+    def children(p: int) -> list[int]:
+        kids = []
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                kids += [int(k) for k in task.read_text().split()]
+        return kids
+
+    descendants, todo = [], children(pid)
+    while todo:
+        kid = todo.pop()
+        descendants.append(kid)
+        todo += children(kid)
+    return own(pid), sum(own(kid) for kid in descendants)
+
+
 def wait_rows(db_url: str, names: set[str], since_id: int, timeout: float) -> list[Document]:
-    """Poll until every dropped name has a final row newer than `since_id`."""
+    """Poll until every dropped name has a final row newer than `since_id`. The poll counts
+    rows (cheap); the rows are loaded once at the end, so the poller takes little CPU from the
+    daemon it measures."""
     store = open_store(db_url, upgrade=False)
     deadline = time.monotonic() + timeout
+    final = [s.value for s in FINAL]
+    newer = (Document.id > since_id, Document.status.in_(final))
     try:
         while True:
             with store.session() as session:
+                count = session.scalar(select(func.count()).where(*newer)) or 0
                 rows = (
-                    session.query(Document)
-                    .filter(Document.id > since_id, Document.status.in_([s.value for s in FINAL]))
-                    .all()
+                    session.scalars(select(Document).where(*newer)).all()
+                    if (count >= len(names))
+                    else []
                 )
             done = {r.original_name for r in rows} & names
-            print(f"\r  {len(done):6d} / {len(names)} rows", end="", flush=True)
+            print(f"\r  {min(count, len(names)):6d} / {len(names)} rows", end="", flush=True)
             if len(done) == len(names):
                 print()
                 return [r for r in rows if r.original_name in names]
             if time.monotonic() > deadline:
-                raise SystemExit(f"\ntimed out with {len(done)} of {len(names)} rows")
+                raise SystemExit(f"\ntimed out with {count} of {len(names)} rows")
             time.sleep(0.5)
     finally:
         store.dispose()
@@ -118,8 +152,6 @@ def max_id(db_url: str) -> int:
     store = open_store(db_url)
     try:
         with store.session() as session:
-            from sqlalchemy import func, select
-
             return session.scalar(select(func.max(Document.id))) or 0
     finally:
         store.dispose()
@@ -191,9 +223,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"ready after {time.monotonic() - started:.1f} s (models loaded and warmed)")
         since = max_id(db_url)
 
+        cpu_before = cpu_seconds(daemon.pid)
         dropped = drop(files, root / "inbox")
         rows = wait_rows(db_url, set(dropped), since, args.timeout)
         report("burst", rows, dropped)
+        cpu_after = cpu_seconds(daemon.pid)
+        main_cpu, workers_cpu = (b - a for a, b in zip(cpu_before, cpu_after, strict=True))
+        print(
+            f"  daemon CPU/file   {1000 * (main_cpu + workers_cpu) / len(rows):9.1f} ms"
+            f"  (main process {1000 * main_cpu / len(rows):.1f} ms,"
+            f" vision workers {1000 * workers_cpu / len(rows):.1f} ms)"
+        )
         print(f"  daemon peak RSS   {peak_rss_mib(daemon.pid):9.0f} MiB")
 
         since = max_id(db_url)

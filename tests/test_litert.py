@@ -146,3 +146,32 @@ def test_export_converts_new_keras_weights_in_one_command(tmp_path, crops):
     np.testing.assert_allclose(
         fresh.digit_probabilities(digits[:50]), shipped.digit_probabilities(digits[:50]), atol=1e-6
     )
+
+
+def test_batch_plan_covers_every_row_with_little_padding():
+    sizes = (1, 2, 4, 8, 16, 32)
+    for count in range(1, 200):
+        plan = litert.batch_plan(count, sizes)
+        assert sum(plan) >= count and sum(plan[:-1]) < count
+        assert sum(plan) - count <= plan[-1] // 4  # a quarter of the padded call at most
+    assert litert.batch_plan(7, sizes) == [8]
+    assert litert.batch_plan(11, sizes) == [8, 4]
+    assert litert.batch_plan(70, sizes) == [32, 32, 8]
+
+
+def test_the_line_model_runs_batches_as_it_runs_single_lines(both, crops):
+    """One signature per static batch size: a batch of lines (padded to one width) gives each
+    line the output it gets alone, and the Keras model's."""
+    lite, keras = both
+    _, lines = crops
+    line_model = lite._line_fn.__self__
+    assert line_model.batch_sizes == (1, 2, 4, 8, 16, 32)
+    width = 256
+    batch = np.zeros((11, 32, width, 1), np.float32)
+    for row, line in enumerate(lines[:11]):
+        batch[row, :, : min(width, line.shape[1]), 0] = line[:, :width]
+    together = line_model.run(batch)
+    alone = np.concatenate([line_model.run(batch[i : i + 1]) for i in range(len(batch))])
+    assert together.shape == (11, width // 4, 11)
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(together, keras._line_fn(batch), atol=1e-4)

@@ -23,9 +23,36 @@ def export_saved_models(models_dir: Path, out_dir: Path) -> list[Path]:
     return exported
 
 
-# The line model's GRU only converts with a static state shape, so its batch is fixed at 1
-# (the runner reads a batch row by row); widths stay dynamic. The digit model takes any batch.
-LITERT_INPUTS = {"digits": (None, 28, 28, 1), "lines": (1, 32, None, 1)}
+# The line model's GRU only converts with a static batch (its state shape), so it is
+# converted once per batch size: one signature `batch_<n>` per size in one file, widths
+# dynamic in each; the runner splits a batch of lines over these sizes. The digit model
+# takes any batch in its one signature.
+LINE_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+LITERT_INPUTS = {"digits": (None, 28, 28, 1), "lines": (None, 32, None, 1)}
+
+
+def _saved_model(model, key: str, folder: str) -> list[str] | None:
+    """Write `model` as a SavedModel for the converter; the signature keys to convert
+    (None: the default one)."""
+    import keras
+    import tensorflow as tf
+
+    from ocrd.litert import batch_signature
+
+    if key != "lines":
+        spec = tf.TensorSpec(LITERT_INPUTS[key], tf.float32)
+        model.export(folder, format="tf_saved_model", verbose=False, input_signature=[spec])
+        return None
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for size in LINE_BATCH_SIZES:
+        archive.add_endpoint(
+            name=batch_signature(size),
+            fn=lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec((size, *LITERT_INPUTS[key][1:]), tf.float32)],
+        )
+    archive.write_out(folder, verbose=False)
+    return [batch_signature(size) for size in LINE_BATCH_SIZES]
 
 
 def export_litert(models_dir: Path) -> list[Path]:
@@ -53,9 +80,8 @@ def export_litert(models_dir: Path) -> list[Path]:
             continue
         model = keras.models.load_model(source, compile=False)
         with tempfile.TemporaryDirectory() as tmp:
-            spec = tf.TensorSpec(LITERT_INPUTS[key], tf.float32)
-            model.export(tmp, format="tf_saved_model", verbose=False, input_signature=[spec])
-            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+            signatures = _saved_model(model, key, tmp)
+            converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=signatures)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
             data = converter.convert()
         target = models_dir / f"{Path(entry['file']).stem}.tflite"
@@ -70,6 +96,8 @@ def export_litert(models_dir: Path) -> list[Path]:
             "weights": "float32",
             "converter": f"tensorflow {tf.__version__}",
         }
+        if signatures:
+            converted[key]["batch_sizes"] = list(LINE_BATCH_SIZES)
         written.append(target)
     manifest[SECTION] = converted
     (models_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, insert, or_, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ocrd.files import NotRegularFileError
@@ -18,6 +19,7 @@ from ocrd.logsafe import Once, printable
 from ocrd.service.outage import is_outage
 from ocrd.service.outbox import Move
 from ocrd.store import Document, DocumentStatus, documents
+from ocrd.store.models import utcnow
 
 if TYPE_CHECKING:
     from ocrd.service.daemon import Daemon
@@ -134,9 +136,80 @@ class Intake:
                 # sees what the writes it leads to will be based on.
                 session.execute(text("UPDATE documents SET id = id WHERE 0"))
             self.daemon.outbox.record_places(session)
-            for path, digest in digests:
+            new, known = self._split_new(session, digests)
+            queued = self._register_new(session, new)
+            if queued is None:  # another daemon took some of this content meanwhile
+                known, queued = digests, []
+            decisions += queued
+            for path, digest in known:
                 decisions.append(self._register_one(session, path, digest, reprocess))
         return decisions
+
+    @staticmethod
+    def _split_new(
+        session: Session, digests: list[tuple[Path, documents.FileDigest]]
+    ) -> tuple[list[tuple[Path, documents.FileDigest]], list[tuple[Path, documents.FileDigest]]]:
+        """(new, known): files whose content has no canonical row and which have no row of
+        their own, the first of each content only; and the rest. One look-up for the batch
+        (both halves indexed); the rest take the file-by-file path."""
+        duplicate = DocumentStatus.DUPLICATE.value
+        shas = {digest.sha256 for _, digest in digests}
+        rows = session.execute(
+            select(Document.path, Document.sha256, Document.status).where(
+                or_(
+                    and_(Document.sha256.in_(shas), Document.status != duplicate),
+                    Document.path.in_([str(path) for path, _ in digests]),
+                )
+            )
+        ).all()
+        seen = {sha256 for _, sha256, status in rows if status != duplicate}
+        files = {(path, sha256) for path, sha256, _ in rows}
+        new, known = [], []
+        for path, digest in digests:
+            is_known = digest.sha256 in seen or (str(path), digest.sha256) in files
+            (known if is_known else new).append((path, digest))
+            seen.add(digest.sha256)  # a second copy in this batch waits for the first
+        return new, known
+
+    def _register_new(
+        self, session: Session, new: list[tuple[Path, documents.FileDigest]]
+    ) -> list[_Decision] | None:
+        """New content: pending rows for the whole batch in one INSERT (the ORM's per-file
+        look-ups, savepoints and flushes were most of the intake's time). None when the
+        unique index refuses it: another daemon registered some of this content since the
+        look-up, so the batch goes file by file."""
+        present, decisions = [], []
+        for path, digest in new:
+            if path.exists():
+                present.append((path, digest))
+            else:  # hashed while another daemon finished it: moved out since
+                decisions.append(_Decision(path, "gone"))
+        if not present:
+            return decisions
+        inbox, now = self.daemon.settings.inbox, utcnow()
+        rows = [
+            {
+                "path": str(path),
+                "original_name": relative_name(path, inbox),
+                "sha256": digest.sha256,
+                "size": digest.size,
+                "attempts": 0,
+                "status": DocumentStatus.PENDING.value,
+                "received_at": now,
+            }
+            for path, digest in present
+        ]
+        statement = insert(Document).returning(Document.id, sort_by_parameter_order=True)
+        try:
+            with session.begin_nested():
+                ids = session.scalars(statement, rows).all()
+        except IntegrityError:
+            return None
+        pending = DocumentStatus.PENDING.value
+        return decisions + [
+            _Decision(path, "queued", doc_id, pending)
+            for (path, _), doc_id in zip(present, ids, strict=True)
+        ]
 
     def _register_one(
         self, session: Session, path: Path, digest: documents.FileDigest, reprocess: bool

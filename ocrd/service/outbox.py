@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete
 from sqlalchemy.orm import Session
 
 from ocrd.batching import Batcher
@@ -158,12 +158,14 @@ class Outbox:
     def _commit_group(self, outcomes: list[Outcome]) -> None:
         with self.store.session() as session:
             self.record_places(session)
+            read = [
+                (o.claim.id, o.reading) for o in outcomes if o.reading is not None and not o.requeue
+            ]
+            documents.finish_many(session, read)
             for o in outcomes:
                 if o.requeue:  # never read: the file gets a new row once it has settled
                     session.execute(delete(Document).where(Document.id == o.claim.id))
-                elif o.reading is not None:
-                    documents.finish(session, o.claim.id, o.reading)
-                else:
+                elif o.reading is None:
                     documents.fail(session, o.claim.id, o.reason or "failed")
 
     def move_out(self, moves: list[Move]) -> None:
@@ -201,14 +203,17 @@ class Outbox:
         that only leaves a row pointing at the inbox path of a file that has left it)."""
         with self._placed_lock:
             placed, self._placed = self._placed, []
+        if not placed:
+            return
+        table = Document.__table__
+        statement = (  # one executemany for them all (not an ORM statement per file)
+            table.update()
+            .where(table.c.id == bindparam("doc_id"), table.c.path == bindparam("was"))
+            .values(path=bindparam("now"))
+        )
+        params = [{"doc_id": i, "was": str(old), "now": str(new)} for i, old, new in placed]
         try:
-            for doc_id, old, new in placed:
-                session.execute(
-                    update(Document)
-                    .where(Document.id == doc_id, Document.path == str(old))
-                    .values(path=str(new))
-                    .execution_options(synchronize_session=False)
-                )
+            session.execute(statement, params)
         except Exception:
             with self._placed_lock:
                 self._placed = placed + self._placed

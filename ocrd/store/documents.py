@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -188,6 +188,37 @@ def finish(session: Session, document_id: int, reading: DocumentReading) -> Docu
     session.flush()
     session.expire(document, ["results"])
     return document
+
+
+def finish_many(session: Session, readings: list[tuple[int, DocumentReading]]) -> None:
+    """`finish` for a group of documents in three statements (results deleted, inserted,
+    documents marked done: executemany each) instead of an ORM load and flush per document;
+    the daemon's group commit. LookupError when a document is missing."""
+    if not readings:
+        return
+    now = utcnow()
+    ids = [document_id for document_id, _ in readings]
+    session.execute(delete(Result).where(Result.document_id.in_(ids)))
+    rows = [result_row(i, field, now) for i, reading in readings for field in reading.fields]
+    if rows:
+        session.execute(insert(Result), rows)
+    table = Document.__table__
+    done = table.update().where(table.c.id == bindparam("doc_id"))
+    done = done.values(
+        media_type=bindparam("media_type"), pages=bindparam("pages"), notes=bindparam("notes"),
+        status=DocumentStatus.DONE.value, error=None, finished_at=now, claimed_by=None,
+    )  # fmt: skip
+    params = [
+        {"doc_id": i, "media_type": r.media_type, "pages": r.pages, "notes": list(r.notes) or None}
+        for i, r in readings
+    ]
+    updated = session.execute(done, params).rowcount
+    if session.get_bind().dialect.supports_sane_multi_rowcount and updated != len(readings):
+        raise LookupError(f"{len(readings) - updated} of documents {ids} not found")
+    finished = set(ids)
+    for document in list(session.identity_map.values()):  # loaded rows are stale now
+        if isinstance(document, Document) and document.id in finished:
+            session.expire(document)
 
 
 def fail(session: Session, document_id: int, reason: str) -> Document:
