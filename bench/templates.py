@@ -35,7 +35,9 @@ import cv2
 import numpy as np
 
 from ocrd.templates import TemplateSet, name_pages, save_template
+from ocrd.templates.apply import template_dpi
 from ocrd.templates.create import create_template
+from ocrd.templates.evidence import with_writing
 from ocrd.templates.model import Template
 from ocrd.templates.regions import missed_fields
 from ocrd.templates.rules import Rules
@@ -152,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
                 match = template_set.match(page)
                 score.seconds.append(time.thread_time() - start)
                 extra = missed_fields(page, match, found) if match is not None else []
+                if match is not None:  # what match_page does after timing the match
+                    match = with_writing(page.image, match, template_dpi(match.template))
                 score.regions += len(extra)  # (the bench's pages are never reduced on load)
                 more = [r for r in read_fields(extra, recognizer) if r is not None]
                 shape = page.image.shape
