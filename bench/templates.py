@@ -14,7 +14,8 @@ models once; the readings are then named with the templates (timed) and scored:
   the field's name
 - field accuracy without templates (the reading covering the field reads the truth) and with
   them (the result named after the field reads the truth; empty fields must come out empty)
-- matching + alignment time per page: CPU time of this thread, OpenCV on one thread
+- matching + alignment time per page: CPU time of this thread, OpenCV on one thread; and
+  the evidence test's (what is written in each field of a matched page), timed apart
 
     python -m bench.templates                  # 60 pages per template, 30 without
     python -m bench.templates --pages 10       # quick
@@ -154,8 +155,10 @@ def main(argv: list[str] | None = None) -> None:
                 match = template_set.match(page)
                 score.seconds.append(time.thread_time() - start)
                 extra = missed_fields(page, match, found) if match is not None else []
-                if match is not None:  # what match_page does after timing the match
+                if match is not None:  # what match_page does after the match
+                    start = time.thread_time()
                     match = with_writing(page.image, match, template_dpi(match.template))
+                    score.evidence_seconds.append(time.thread_time() - start)
                 score.regions += len(extra)  # (the bench's pages are never reduced on load)
                 more = [r for r in read_fields(extra, recognizer) if r is not None]
                 shape = page.image.shape
@@ -201,6 +204,7 @@ class Score:
         self.templates: list[Template] = []
         self.pages: Counter = Counter()
         self.seconds: list[float] = []
+        self.evidence_seconds: list[float] = []  # evidence.with_writing per matched page
         self.fields: Counter = Counter()
         self.regions = 0  # fields read from aligned regions of template fields vision missed
 
@@ -280,6 +284,9 @@ class Score:
         ms = np.array(self.seconds) * 1000
         print(f"matching + alignment per page (CPU ms, 1 thread): median {np.median(ms):.1f}, "
               f"p95 {np.percentile(ms, 95):.1f}, max {ms.max():.1f}")  # fmt: skip
+        ev = np.array(self.evidence_seconds or [0.0]) * 1000
+        print(f"evidence test (what is written in each field) per matched page, CPU ms: "
+              f"median {np.median(ev):.1f}, p95 {np.percentile(ev, 95):.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Both the reference page and each scanned page are reduced to FINGERPRINT_WIDTH p
 Lowe's ratio test, and a homography is fitted with RANSAC. Printed titles, labels and rulings
 give hundreds of consistent matches on the right template; another form's matches scatter
 and fit few inliers. A homography handles rotation, scale, shift and a phone's perspective in
-one model. Why ORB and not AKAZE or page structure: see bench/templates.py and the README.
+one model. Templates are tried likeliest first (a cheap ranking fit on a few keypoints per
+cell), and the search stops at one that finds most of its rulings on the page's ink. Why ORB
+and not AKAZE or page structure: see bench/templates.py and the README.
 """
 
 from __future__ import annotations
@@ -185,7 +187,8 @@ class Matcher:
 
 def _cell_rank(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Each keypoint's place among the keypoints of its GRID cell, in the order `_detect`
-    writes them (strongest first in each cell)."""
+    writes them (ORB's description groups them by pyramid level, finest first, and keeps them
+    strongest first within a level: the first of a cell are its strongest fine keypoints)."""
     height, width = shape[:2]
     cols, rows = GRID
     cell = (points[:, 1] * rows // height).astype(int) * cols + (points[:, 0] * cols // width)
@@ -197,7 +200,7 @@ def _cell_rank(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _strongest(fp: Fingerprint, per_cell: int) -> tuple[np.ndarray, np.ndarray]:
-    """The fingerprint's first `per_cell` keypoints of every GRID cell."""
+    """The fingerprint's first `per_cell` keypoints of every GRID cell (see `_cell_rank`)."""
     keep = _cell_rank(fp.points, (fp.height, fp.width)) < per_cell
     return fp.points[keep], fp.descriptors[keep]
 
@@ -211,12 +214,11 @@ def _rank_score(
     (page_points, page_descriptors), (points, descriptors) = page, template
     if len(page_points) < 2 or len(points) < 2:
         return 0
-    pairs = matcher.knnMatch(page_descriptors, descriptors, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    distance, index = _nearest(page_descriptors, descriptors, 2)
+    good = np.flatnonzero(distance[:, 0] < RATIO * distance[:, 1])
     if len(good) < 2:
         return 0
-    source = page_points[[m.queryIdx for m in good]]
-    target = points[[m.trainIdx for m in good]]
+    source, target = page_points[good], points[index[good, 0]]
     fit, mask = cv2.estimateAffinePartial2D(
         source, target, method=cv2.RANSAC, ransacReprojThreshold=RANK_PX,
         maxIters=RANK_ITERS, refineIters=0,
@@ -259,11 +261,9 @@ class _Candidates:
     """The CANDIDATES nearest template descriptors of every page keypoint, as arrays."""
 
     def __init__(self, matcher: cv2.BFMatcher, query: np.ndarray, train: np.ndarray) -> None:
-        pairs = matcher.knnMatch(query, train, k=CANDIDATES)
-        flat = [(m.trainIdx, m.distance) for p in pairs for m in p]
-        table = np.array(flat, np.float64).reshape(len(pairs), CANDIDATES, 2)
-        self.train = table[:, :, 0].astype(int)  # (N, CANDIDATES), nearest first
-        self.distance = table[:, :, 1]
+        distance, train_index = _nearest(query, train, CANDIDATES)
+        self.train = train_index.astype(int)  # (N, CANDIDATES), nearest first
+        self.distance = distance.astype(np.float64)
 
     def ratio_matches(self) -> tuple[np.ndarray, np.ndarray]:
         """Page and template keypoint indices of the matches that pass Lowe's ratio test,
@@ -276,6 +276,15 @@ class _Candidates:
         query, train = query[order], train[order]
         first = np.r_[True, train[1:] != train[:-1]] if len(train) else np.zeros(0, bool)
         return query[first], train[first]
+
+
+def _nearest(query: np.ndarray, train: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hamming distances and indices of the `k` nearest `train` descriptors of each `query`
+    one, nearest first: what BFMatcher.knnMatch computes (it calls this), as arrays, without
+    the Python objects per match that cost a third of the time."""
+    return cv2.batchDistance(
+        query, train, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=k, update=0, crosscheck=False
+    )
 
 
 def _guided(
