@@ -20,6 +20,7 @@ models once; the readings are then named with the templates (timed) and scored:
     python -m bench.templates                  # 60 pages per template, 30 without
     python -m bench.templates --pages 10       # quick
     python -m bench.templates --no-ruling      # ablation: ORB + RANSAC without the ruling check
+    python -m bench.templates --match-only     # only the matching, timed (a minute)
 """
 
 from __future__ import annotations
@@ -122,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--no-ruling", action="store_true", help="ablation: skip ruling check")
     parser.add_argument("--verbose", action="store_true", help="print every miss")
+    parser.add_argument(
+        "--match-only", action="store_true",
+        help="only decode the pages and time the matching (no vision, no models): quick",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     others = args.others if args.others is not None else args.pages // 2
     if args.no_ruling:
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     cv2.setNumThreads(1)
     rng = np.random.default_rng(args.seed)
     bank = DigitBank.load("t10k")
-    recognizer = load_recognizer()
+    recognizer = None if args.match_only else load_recognizer()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         templates = [named_template(form, bank, rng) for form in FORM_FAMILIES.values()]
@@ -146,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
         inbox = folder / "inbox"
         inbox.mkdir()
         truth = make_inbox(inbox, bank, rng, args.pages, others)
+        if args.match_only:
+            return _time_matching(template_set, truth)
         score = Score()
         score.templates = template_set.templates
         for path, (family, fields) in truth.items():
@@ -167,6 +174,28 @@ def main(argv: list[str] | None = None) -> None:
                 if args.verbose:
                     score.explain(path, page, family, fields, readings, named)
     score.report(args, others, len(templates))
+
+
+def _time_matching(template_set: TemplateSet, truth: dict) -> None:
+    """Pages matched right / wrong / none and the matching time, pages of a template's form
+    and of other forms apart (the other forms are tried against every template)."""
+    from ocrd.vision.loading import iter_pages
+
+    seconds: dict[str, list[float]] = {"template": [], "other": []}
+    verdicts: Counter = Counter()
+    for path, (family, _fields) in truth.items():
+        for page in iter_pages(path):
+            start = time.thread_time()
+            match = template_set.match(page)
+            seconds["other" if family is None else "template"].append(time.thread_time() - start)
+            name = match.template.name if match is not None else None
+            verdicts[family is None, "none" if name is None else name == family] += 1
+    print(f"template pages: right {verdicts[False, True]}, wrong {verdicts[False, False]}, "
+          f"none {verdicts[False, 'none']}; others matched {verdicts[True, False]}")  # fmt: skip
+    every = np.array(seconds["template"] + seconds["other"]) * 1000
+    for label, ms in (("all", every), *((k, np.array(v) * 1000) for k, v in seconds.items())):
+        print(f"matching + alignment, {label} pages (CPU ms, 1 thread): median "
+              f"{np.median(ms):.1f}, p95 {np.percentile(ms, 95):.1f}")  # fmt: skip
 
 
 def _diagnose(page: Page, templates: list[Template]) -> str:

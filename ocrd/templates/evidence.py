@@ -72,8 +72,8 @@ def writing_boxes(image: np.ndarray, to_template: np.ndarray, tfield: TemplateFi
     b = tfield.box
     to_crop = np.array([[scale, 0, -b.x * scale], [0, scale, -b.y * scale], [0, 0, 1]])
     size = (max(1, int(round(b.w * scale))), max(1, int(round(b.h * scale))))
-    crop = cv2.warpPerspective(
-        image, to_crop @ to_template, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+    crop = cv2.warpPerspective(  # (sampled, not averaged: a speck stays a speck, too small)
+        image, to_crop @ to_template, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     ink = _ink(crop)
     band = max(1, int(round(RULE_BAND_IN * dpi * scale)))
