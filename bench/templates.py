@@ -205,11 +205,10 @@ def _diagnose(page: Page, templates: list[Template]) -> str:
     small, scale = align.reduce(page.image)
     points, descriptors = align._detect(small, align.PAGE_FEATURES)
     ink = align._ink_mask(small)
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     out = []
     for t in templates:
         fp = t.fingerprint
-        query, train = align._Candidates(matcher, descriptors, fp.descriptors).ratio_matches()
+        query, train = align._Candidates(descriptors, fp.descriptors).ratio_matches()
         good = query
         src, dst = points[query], fp.points[train]
         h, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, align.RANSAC_PX)
@@ -217,7 +216,7 @@ def _diagnose(page: Page, templates: list[Template]) -> str:
             out.append(f"{t.name}: {len(good)} no fit")
             continue
         spread = align._spread(dst[mask.ravel() > 0], fp.height)
-        fitted = align._fit(matcher, points, descriptors, t, scale, small.shape)
+        fitted = align._fit(points, descriptors, t, scale, small.shape)
         h = fitted[0] if fitted is not None else h  # (homography, inliers, spread)
         try:
             ruling = align._ruling_score(t, np.linalg.inv(h), ink)[0]
