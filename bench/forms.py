@@ -35,6 +35,8 @@ from training.forms import (
 class Tally:
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        # per kind: [fields, accepted (not needs_review), wrong among the accepted]
+        self.straight: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
 
     def add(self, key: tuple[str, str], located: bool, exact: bool) -> None:
         row = self.counts[key]
@@ -67,6 +69,12 @@ def evaluate_page(page: FormPage, recognizer, tally: Tally) -> tuple[float, floa
         exact = located and found[best][1] is not None and found[best][1].text == truth.text
         if located:
             used.add(best)
+        reading = found[best][1] if located else None
+        accepted = reading is not None and not reading.needs_review
+        row = tally.straight[truth.kind]
+        row[0] += 1
+        row[1] += accepted
+        row[2] += accepted and not exact
         for key in ((truth.layout, "layout"), (page.degradation, "degradation")):
             tally.add(key, located, exact)
         tally.add((truth.kind, "kind"), located, exact)
@@ -180,6 +188,16 @@ def _report(
                 line += f"  {spurious_by_deg[name] / per_deg:.2f}"
             print(line)
     print(f"\nspurious digits per page (overall): {sum(spurious_by_deg.values()) / pages:.2f}")
+    if reading:
+        from ocrd.calibration import shipped_calibration
+
+        calibration = shipped_calibration()
+        thresholds = {name: calibration.accept_for(name) for name in ("comb", "free", "printed")}
+        print(f"straight-through at the shipped accept thresholds (comb / written / printed: "
+              f"{' / '.join(str(v) for v in thresholds.values())}):")  # fmt: skip
+        for kind, (total, accepted, wrong) in sorted(tally.straight.items()):
+            print(f"  {kind:12} {100 * accepted / total:5.1f}% of {total} fields accepted, "
+                  f"{100 * wrong / max(1, accepted):.2f}% of those wrong")  # fmt: skip
     ms = 1000 * np.array(times_300)
     median, worst = np.median(ms), ms.max()
     print(f"vision CPU time per 300-dpi A4 page, 1 thread: median {median:.0f}, max {worst:.0f} ms")

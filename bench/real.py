@@ -181,7 +181,7 @@ def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from ocrd.calibration import shipped_calibration
 
-    accept = args.accept if args.accept is not None else shipped_calibration().accept_confidence
+    accept = args.accept if args.accept is not None else shipped_calibration().accept_for("field")
     images = holdout(args.data, args.limit)
     extra = ["--input-kind", args.input_kind] if args.input_kind else []
     print(f"ORAND-CAR-A hold-out: {len(images)} images; models "

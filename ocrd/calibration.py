@@ -7,7 +7,11 @@ wrong 3-7% of the time. Per layout family, a logistic (Platt) map
 `python -m training calibrate` (forms written with MNIST-train hold-out digits, and the
 ORAND-CAR-A validation tenth as field images; never t10k or the ORAND hold-out) and shipped
 as ``ocrd/models/calibration.json`` beside the weights it was fitted for, together with the
-default ``accept_confidence``: fields below it are marked ``needs_review``.
+default accept threshold: fields below it are marked ``needs_review``. One threshold for all
+families let cheque-like field images (whose top scores are less often right than Platt's two
+parameters can say) through at 1.3% errors while form fields stayed below 0.3%, so a family
+whose own fields need a higher threshold gets one (``accept``). A user's
+``accept_confidence`` setting overrides them all.
 """
 
 from __future__ import annotations
@@ -43,8 +47,13 @@ class Calibration:
     """Platt parameters per layout family; a family without them keeps the raw value."""
 
     params: dict[str, tuple[float, float]] = field(default_factory=dict)
-    accept_confidence: float = DEFAULT_ACCEPT
+    accept_confidence: float = DEFAULT_ACCEPT  # for a family without its own threshold
     models: str = ""  # the model versions it was fitted for
+    accept: dict[str, float] = field(default_factory=dict)  # family -> default threshold
+
+    def accept_for(self, layout: str) -> float:
+        """The default threshold for a field of this layout."""
+        return self.accept.get(family(layout), self.accept_confidence)
 
     def probability(self, raw: float, layout: str) -> float:
         a_b = self.params.get(family(layout))
@@ -57,6 +66,7 @@ class Calibration:
     def to_json(self) -> str:
         return json.dumps(
             {"models": self.models, "accept_confidence": self.accept_confidence,
+             "accept": dict(sorted(self.accept.items())),
              "params": {k: list(v) for k, v in sorted(self.params.items())}},
             indent=1,
         )  # fmt: skip
@@ -69,8 +79,9 @@ def read_calibration(path: Path) -> Calibration:
     except FileNotFoundError:
         return Calibration()
     params = {str(k): (float(v[0]), float(v[1])) for k, v in data.get("params", {}).items()}
+    accept = {str(k): float(v) for k, v in data.get("accept", {}).items()}
     return Calibration(params, float(data.get("accept_confidence", DEFAULT_ACCEPT)),
-                       str(data.get("models", "")))  # fmt: skip
+                       str(data.get("models", "")), accept)  # fmt: skip
 
 
 @lru_cache(maxsize=4)

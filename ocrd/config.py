@@ -34,12 +34,6 @@ def _default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-def _calibrated_accept() -> float:
-    from ocrd.calibration import shipped_calibration
-
-    return shipped_calibration().accept_confidence
-
-
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -69,8 +63,9 @@ class Settings:
     log_level: str = "INFO"
     metrics_port: int = 0  # 0 = no metrics endpoint
     review_port: int = 0  # the review page (`ocrd review`, and the daemon when not 0)
-    # Fields less sure than this go to the review queue (default: the calibrated value).
-    accept_confidence: float = field(default_factory=_calibrated_accept)
+    # Fields less sure than this go to the review queue (None: the calibrated threshold of
+    # each kind of field, `ocrd/models/calibration.json`).
+    accept_confidence: float | None = None
     worker_id: str = field(default_factory=_default_worker_id)
     templates_dir: Path = Path("templates")  # form templates (*.toml); reloaded on SIGHUP
     # name -> "flag" | "env" | "file:<path>" | "default"

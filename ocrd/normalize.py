@@ -24,12 +24,32 @@ MIN_LINE_WIDTH = 8
 INK_FRACTION = 0.25
 # A crop whose brightest pixel is below this is treated as blank.
 MIN_INK_LEVEL = 16
+INK_PEAK_PERCENTILE = 99
+SPECK_SHARE = 0.05  # pixels at half the brightest level or more, as a share of the inked
 
 
-def _ink_extent(crop: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(top, bottom, left, right) of the ink, bottom/right exclusive; None when blank."""
-    peak = int(crop.max()) if crop.size else 0
-    if peak < MIN_INK_LEVEL:
+def _ink_peak(crop: np.ndarray) -> float:  # crop: uint8
+    """The crop's ink level: its brightest pixel, unless only a few specks reach even half
+    of it (then the 99th percentile of the inked pixels). Speckle dots far darker than faint,
+    blurred writing would otherwise set the level, and the writing would fall below
+    INK_FRACTION of it and vanish."""
+    counts = np.bincount(crop.ravel(), minlength=256)[MIN_INK_LEVEL:]
+    inked = int(counts.sum())
+    if inked == 0:
+        return float(crop.max()) if crop.size else 0.0
+    above = np.cumsum(counts[::-1])  # pixels at or above each level, brightest first
+    brightest = 255 - int(np.flatnonzero(counts[::-1])[0])
+    half = max(0, (brightest + 1) // 2 - MIN_INK_LEVEL)
+    if counts[half:].sum() >= SPECK_SHARE * inked:
+        return float(brightest)
+    level = 255 - int(np.searchsorted(above, (100 - INK_PEAK_PERCENTILE) / 100 * inked))
+    return float(max(MIN_INK_LEVEL, level))
+
+
+def _ink_extent(crop: np.ndarray, peak: float) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of the ink at level `peak`, bottom/right exclusive; None
+    when blank."""
+    if (int(crop.max()) if crop.size else 0) < MIN_INK_LEVEL:
         return None
     mask = crop >= max(MIN_INK_LEVEL, INK_FRACTION * peak)
     rows = np.flatnonzero(mask.any(axis=1))
@@ -48,21 +68,21 @@ def _as_gray_uint8(crop: np.ndarray) -> np.ndarray:
     return crop
 
 
-def _stretch(image: np.ndarray) -> np.ndarray:
-    """float32 in [0, 1] with the brightest pixel at 1 (scans vary in ink darkness)."""
+def _stretch(image: np.ndarray, peak: float) -> np.ndarray:
+    """float32 in [0, 1] with the ink level `peak` at 1: scans vary in ink darkness."""
     image = image.astype(np.float32)
-    peak = float(image.max())
-    return image / peak if peak > 0 else image
+    return np.minimum(image / peak, 1.0) if peak > 0 else image
 
 
 def _trimmed_ink(crop: np.ndarray) -> np.ndarray | None:
     """The crop cut to its ink and stretched to [0, 1]; None when it holds no ink."""
     crop = _as_gray_uint8(crop)
-    extent = _ink_extent(crop)
+    peak = _ink_peak(crop)
+    extent = _ink_extent(crop, peak)
     if extent is None:
         return None
     top, bottom, left, right = extent
-    return _stretch(crop[top:bottom, left:right])
+    return _stretch(crop[top:bottom, left:right], peak)
 
 
 def normalize_digit(crop: np.ndarray) -> np.ndarray:

@@ -167,14 +167,16 @@ def fuse(
     """One text + confidence for a field from the two readers (policy in the module doc).
 
     The confidence is then calibrated (`ocrd.calibration`: the probability that the whole
-    field is right) and a field below `accept_confidence` (default: the calibration's) is
-    marked needs_review."""
+    field is right) and a field below `accept_confidence` (default: the calibration's
+    threshold for the field's layout family) is marked needs_review."""
     reading = _fused(field, line, digits, model_name)
     if reading is None:
         return None
     calibration = shipped_calibration()
     reading.confidence = calibration.probability(reading.confidence, field.layout)
-    accept = calibration.accept_confidence if accept_confidence is None else accept_confidence
+    accept = accept_confidence
+    if accept is None:
+        accept = calibration.accept_for(field.layout)
     if reading.confidence < accept:
         reading.needs_review = True
         reading.review_reason = f"confidence {reading.confidence:.3f} < {accept:g}"
@@ -197,7 +199,7 @@ def _fused(
         # In a written string a rejected blob is a separator or a stray mark, not a digit.
         pairs = [(d, box) for d, box in every_blob if d.is_digit]
     digit_text = "".join(str(int(d.label)) for d, _ in pairs)
-    digit_conf = float(np.prod([d.confidence for d, _ in pairs])) if pairs else 0.0
+    digit_conf = _digit_string_confidence(pairs, every_blob)
     line_text = line.text if line is not None else ""
     line_conf = float(line.confidence) if line is not None else 0.0
     if line is not None and line_text and digit_text != line_text:
@@ -218,11 +220,12 @@ def _fused(
         text, confidence, other_text, other_conf = line_text, line_conf, digit_text, digit_conf
     if not text:
         return None
-    if other_text:
-        if other_text == text:
-            confidence = 1.0 - (1.0 - confidence) * (1.0 - other_conf)
-        else:
-            confidence *= DISAGREEMENT_PENALTY
+    if other_text == text:
+        confidence = 1.0 - (1.0 - confidence) * (1.0 - other_conf)
+    elif other_text or (line is not None and digit_primary):
+        # A line model that ran and saw no digit at all disagrees too: nothing backs the
+        # classifier's reading then.
+        confidence *= DISAGREEMENT_PENALTY
     details = _digit_details(field, text, pairs if digit_primary else None, line)
     return FieldReading(
         page=field.page,
@@ -287,6 +290,22 @@ def _aligned_reading(
         model=model_name,
         digits=details,
     )
+
+
+def _digit_string_confidence(
+    pairs: list[tuple[DigitPrediction, Box]], every_blob: list[tuple[DigitPrediction, Box]]
+) -> float:
+    """The classifier's probability that its string is right: each kept digit is what it
+    read, and each blob it left out (a separator, a stray mark) is indeed no digit - a blob
+    rejected at 0.4 may be a broken digit, which a product over the kept digits alone hides."""
+    if not pairs:
+        return 0.0
+    kept = {id(digit) for digit, _ in pairs}
+    confidence = float(np.prod([digit.confidence for digit, _ in pairs]))
+    for digit, _box in every_blob:
+        if id(digit) not in kept:
+            confidence *= 1.0 - float(digit.confidence)
+    return confidence
 
 
 def _counted_digits_disagree(pairs: list, blobs: int, line_text: str) -> bool:

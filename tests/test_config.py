@@ -144,6 +144,8 @@ def test_ocrd_config_command_shows_values_and_sources(
     table = runner.invoke(app, ["config", "--config", str(config)])
     assert table.exit_code == 0
     assert "max_batch" in table.stdout and f"file:{config}" in table.stdout
+    assert shown["accept_confidence"]["value"] is None  # no setting: the calibrated ones
+    assert "field images" in table.stdout
 
     bad = runner.invoke(app, ["config", "--config", str(tmp_path / "nope.toml")])
     assert bad.exit_code == 2

@@ -115,6 +115,21 @@ def test_line_height_and_aspect():
     assert abs(width / height - source_aspect) < 0.15 * source_aspect
 
 
+def test_faint_writing_keeps_its_extent_beside_a_few_dark_speckles():
+    # Blurred grey writing (ink ~50 of 255) with two speckle dots at full ink: the dots must
+    # not set the ink level, or the writing falls below it and the line is one dot blown up.
+    crop = (_drawn_line("95170").astype(np.float32) * 50 / 255).astype(np.uint8)
+    alone = normalize_line(crop)
+    height, width = crop.shape
+    crop[30:33, 40:43] = 255  # both inside the writing's box
+    crop[36:39, width // 2 : width // 2 + 3] = 255
+    line = normalize_line(crop)
+    assert abs(line.shape[1] - alone.shape[1]) <= 0.1 * alone.shape[1]
+    assert line.max() == pytest.approx(1.0) and np.mean(line > 0.5) > 0.05
+    digit = normalize_digit(crop[:, : width // 5])
+    assert digit.max() == pytest.approx(1.0, abs=0.05)
+
+
 def test_longer_strings_give_wider_lines_and_the_width_is_capped():
     short = normalize_line(_drawn_line("12"))
     long = normalize_line(_drawn_line("1234567890"))

@@ -213,6 +213,27 @@ def test_a_rejected_blob_in_a_written_string_is_left_out():
     assert comb.text == "1215" and comb.confidence == pytest.approx(0.99**3 * 0.3)
 
 
+def test_a_left_out_blob_that_may_be_a_digit_lowers_the_confidence():
+    # "30923" with the last digit broken: the classifier rejected it at 0.3, so "3092" is
+    # right only if that blob is no digit (0.7), however sure the other four are.
+    field = _field("free", 5)
+    digits = [_digit(3), _digit(0), _digit(9), _digit(2), _digit(3, 0.3, is_digit=False)]
+    reading = fuse(field, None, digits, "m@1")
+    assert reading.text == "3092"
+    assert reading.confidence == pytest.approx(0.99**4 * 0.7)
+    mark = [_digit(3), _digit(0), _digit(9), _digit(2), _digit(1, 0.02, is_digit=False)]
+    assert fuse(field, None, mark, "m@1").confidence == pytest.approx(0.99**4 * 0.98)
+
+
+def test_a_line_model_that_read_nothing_does_not_back_the_classifier():
+    field = _field("underline", 3)
+    digits = [_digit(9), _digit(5), _digit(1)]
+    alone = fuse(field, None, digits, "m@1")
+    blank = fuse(field, _line("", 0.5), digits, "m@1")
+    assert alone.text == blank.text == "951"
+    assert blank.confidence == pytest.approx(alone.confidence * DISAGREEMENT_PENALTY)
+
+
 def test_clean_blobs_outvote_a_sequence_that_lost_a_repeated_digit():
     field = _field("box", 4)
     digits = [_digit(6, 0.85), _digit(1, 0.9), _digit(1, 0.9), _digit(1, 0.9)]

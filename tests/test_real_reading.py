@@ -147,6 +147,26 @@ def test_calibration_marks_unsure_fields_for_review(tmp_path):
     assert not sure.needs_review and sure.review_reason is None
 
 
+def test_each_family_keeps_its_own_default_threshold(tmp_path, monkeypatch):
+    # Field images are stricter than form fields: one reading at 0.97 is accepted in a form's
+    # free field and goes to review as a cheque-amount image; a setting overrides both.
+    calibration = Calibration({}, 0.9, "m@1", {"field": 0.99, "written": 0.95})
+    (tmp_path / "calibration.json").write_text(calibration.to_json())
+    assert read_calibration(tmp_path / "calibration.json") == calibration
+    monkeypatch.setenv("OCRD_MODELS_DIR", str(tmp_path))
+    line = LinePrediction("42", [0.985, 0.985], [10.0, 30.0], 0.97)
+
+    def reading(layout: str, accept: float | None = None):
+        field = Field(page=1, box=Box(0, 0, 50, 20), kind="handwritten", layout=layout,
+                      line_crop=np.zeros((32, 64), np.float32))  # fmt: skip
+        return fuse(field, line, [], "m@1", accept_confidence=accept)
+
+    assert not reading("free").needs_review
+    assert reading("field").needs_review and "0.99" in reading("field").review_reason
+    assert not reading("printed").needs_review  # no threshold of its own: the overall 0.9
+    assert not reading("field", accept=0.9).needs_review
+
+
 def test_style_variants_add_the_strokes_they_name(t10k):
     rng = np.random.default_rng(3)
     one = t10k.images[t10k.by_label[1][0]]

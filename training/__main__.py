@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--mix",
-        choices=["mnist", "real", "real-light", "real-styles", "cheque"],
+        choices=["mnist", "real", "real-light", "real-styles", "cheque", "cheque-marks"],
         default="mnist",
         help="data mix; 'real' adds other writers: for sequence, mostly real ORAND-CAR-A lines "
         "and strings composed from their digits; for digit, ORAND-CAR-A digit boxes and style "

@@ -26,6 +26,7 @@ from ocrd.normalize import (
 )
 from training import paper, styles, synth
 from training.digits import VALIDATION_SPLIT_SEED
+from training.marks import with_marks
 from training.readers import StringSample, load_mnist, load_orand_car_a, split_holdout
 
 BLANK = 10
@@ -47,9 +48,13 @@ MIXES = {
     # From scratch: real and real-digit strings at a higher share, styled 1/4/7/9, and half
     # of the synthetic strings put on paper and taken off (`training/paper.py`).
     "cheque": (0.22, 0.30, 0.33, 0.15),
+    # cheque, with closing marks, `$` and box edges around a third of the synthetic
+    # strings (`training/marks.py`): a stage continued from lines@2.0
+    "cheque-marks": (0.22, 0.30, 0.33, 0.15),
 }
-STYLED_SHARE = {"real-styles": 0.35, "cheque": 0.3}
-PAPER_SHARE = {"cheque": 0.5}
+STYLED_SHARE = {"real-styles": 0.35, "cheque": 0.3, "cheque-marks": 0.3}
+PAPER_SHARE = {"cheque": 0.5, "cheque-marks": 0.5}
+MARKS_SHARE = {"cheque-marks": 0.35}
 GROWN_PREFIX = "grown_"
 
 
@@ -222,10 +227,12 @@ def handwritten_line(
     degrade: bool = True,
     styled: float = 0.0,
     on_paper: float = 0.0,
+    marks: float = 0.0,
 ) -> np.ndarray:
     """`text` composed from `digits_by_label`; a `styled` share of its 1, 4, 7 and 9 drawn in
-    the styles MNIST lacks (`training/styles.py`: flagged 1, crossed 7, ...); an `on_paper`
-    share of the strings scanned on cheque-like paper (`training/paper.py`)."""
+    the styles MNIST lacks (`training/styles.py`: flagged 1, crossed 7, ...); a `marks`
+    share with unlabelled marks around it (`training/marks.py`); an `on_paper` share of the
+    strings scanned on cheque-like paper (`training/paper.py`)."""
     glyphs = []
     for char in text:
         pool = digits_by_label[int(char)]
@@ -234,6 +241,8 @@ def handwritten_line(
             glyph = _styled_glyph(char, glyph, rng)
         glyphs.append(_full_contrast(glyph))
     canvas = compose_string(glyphs, rng, handwritten=True, separators=separators)
+    if marks and rng.random() < marks:
+        canvas = with_marks(canvas, rng)
     canvas = _string_degrade(canvas, rng) if degrade else canvas
     if on_paper and rng.random() < on_paper:
         canvas = paper.on_paper(canvas, rng)
@@ -286,6 +295,7 @@ def build_epoch(
     real, composed, _mnist, printed = MIXES[mix]
     styled = STYLED_SHARE.get(mix, 0.0)
     scanned = PAPER_SHARE.get(mix, 0.0)
+    marked = MARKS_SHARE.get(mix, 0.0)
     if not data.orand_train:
         real = 0.0
     if not data.orand_digits_by_label or not all(len(p) for p in data.orand_digits_by_label):
@@ -301,7 +311,12 @@ def build_epoch(
         elif kind < real + composed:
             text = random_text(rng, _cheque_length(rng))
             line = handwritten_line(
-                data.orand_digits_by_label, text, rng, styled=styled, on_paper=scanned
+                data.orand_digits_by_label,
+                text,
+                rng,
+                styled=styled,
+                on_paper=scanned,
+                marks=marked,
             )
             samples.append((line, text))
         elif kind < real + composed + printed:
@@ -310,7 +325,12 @@ def build_epoch(
         else:
             text = random_text(rng)
             line = handwritten_line(
-                data.digits_by_label, text, rng, styled=styled, on_paper=scanned
+                data.digits_by_label,
+                text,
+                rng,
+                styled=styled,
+                on_paper=scanned,
+                marks=marked,
             )
             samples.append((line, text))
     return samples

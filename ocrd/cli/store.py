@@ -719,8 +719,17 @@ def show_config(
     for name in SETTING_NAMES:
         value = values[name]
         shown = ",".join(value) if isinstance(value, list) else str(value)
+        if name == "accept_confidence" and value is None:
+            shown = _calibrated_thresholds()
         table.add_row(name, shown, settings.sources[name])
     _console().print(table)
+
+
+def _calibrated_thresholds() -> str:
+    from ocrd.calibration import shipped_calibration
+
+    forms, images = (shipped_calibration().accept_for(layout) for layout in ("free", "field"))
+    return f"calibrated: {forms}, field images {images}"
 
 
 # -- db ------------------------------------------------------------------------------------------
