@@ -18,6 +18,7 @@ import numpy as np
 
 from ocrd.templates.align import PageMatch
 from ocrd.templates.model import TemplateField
+from ocrd.templates.remnants import rule_columns
 from ocrd.types import Box, FieldReading
 
 EVIDENCE_DPI = 100  # the aligned field is looked at this coarsely: a digit is 20+ pixels tall
@@ -105,12 +106,7 @@ def _ink(crop: np.ndarray) -> np.ndarray:
 
 def _rule_columns(tfield: TemplateField, scale: float) -> list[int]:
     """x of the field's upright rules in crop pixels: a box's sides, a comb's dividers."""
-    w = tfield.box.w * scale
-    if tfield.layout == "comb" and tfield.cells:
-        return [int(round(w * i / tfield.cells)) for i in range(tfield.cells + 1)]
-    if tfield.layout in ("comb", "box"):
-        return [0, int(round(w))]
-    return []
+    return [int(round((x - tfield.box.x) * scale)) for x in rule_columns(tfield)]
 
 
 def _rule_rows(tfield: TemplateField, dpi: float, scale: float) -> list[int]:
