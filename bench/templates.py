@@ -14,11 +14,13 @@ models once; the readings are then named with the templates (timed) and scored:
   the field's name
 - field accuracy without templates (the reading covering the field reads the truth) and with
   them (the result named after the field reads the truth; empty fields must come out empty)
-- matching + alignment time per page: CPU time of this thread, OpenCV on one thread
+- matching + alignment time per page: CPU time of this thread, OpenCV on one thread; and
+  the evidence test's (what is written in each field of a matched page), timed apart
 
     python -m bench.templates                  # 60 pages per template, 30 without
     python -m bench.templates --pages 10       # quick
     python -m bench.templates --no-ruling      # ablation: ORB + RANSAC without the ruling check
+    python -m bench.templates --match-only     # only the matching, timed (a minute)
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ import cv2
 import numpy as np
 
 from ocrd.templates import TemplateSet, name_pages, save_template
+from ocrd.templates.apply import template_dpi
 from ocrd.templates.create import create_template
+from ocrd.templates.evidence import with_writing
 from ocrd.templates.model import Template
 from ocrd.templates.regions import missed_fields
 from ocrd.templates.rules import Rules
@@ -119,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--no-ruling", action="store_true", help="ablation: skip ruling check")
     parser.add_argument("--verbose", action="store_true", help="print every miss")
+    parser.add_argument(
+        "--match-only", action="store_true",
+        help="only decode the pages and time the matching (no vision, no models): quick",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     others = args.others if args.others is not None else args.pages // 2
     if args.no_ruling:
@@ -131,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     cv2.setNumThreads(1)
     rng = np.random.default_rng(args.seed)
     bank = DigitBank.load("t10k")
-    recognizer = load_recognizer()
+    recognizer = None if args.match_only else load_recognizer()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         templates = [named_template(form, bank, rng) for form in FORM_FAMILIES.values()]
@@ -143,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
         inbox = folder / "inbox"
         inbox.mkdir()
         truth = make_inbox(inbox, bank, rng, args.pages, others)
+        if args.match_only:
+            return _time_matching(template_set, truth)
         score = Score()
         score.templates = template_set.templates
         for path, (family, fields) in truth.items():
@@ -152,6 +162,10 @@ def main(argv: list[str] | None = None) -> None:
                 match = template_set.match(page)
                 score.seconds.append(time.thread_time() - start)
                 extra = missed_fields(page, match, found) if match is not None else []
+                if match is not None:  # what match_page does after the match
+                    start = time.thread_time()
+                    match = with_writing(page.image, match, template_dpi(match.template))
+                    score.evidence_seconds.append(time.thread_time() - start)
                 score.regions += len(extra)  # (the bench's pages are never reduced on load)
                 more = [r for r in read_fields(extra, recognizer) if r is not None]
                 shape = page.image.shape
@@ -162,6 +176,28 @@ def main(argv: list[str] | None = None) -> None:
     score.report(args, others, len(templates))
 
 
+def _time_matching(template_set: TemplateSet, truth: dict) -> None:
+    """Pages matched right / wrong / none and the matching time, pages of a template's form
+    and of other forms apart (the other forms are tried against every template)."""
+    from ocrd.vision.loading import iter_pages
+
+    seconds: dict[str, list[float]] = {"template": [], "other": []}
+    verdicts: Counter = Counter()
+    for path, (family, _fields) in truth.items():
+        for page in iter_pages(path):
+            start = time.thread_time()
+            match = template_set.match(page)
+            seconds["other" if family is None else "template"].append(time.thread_time() - start)
+            name = match.template.name if match is not None else None
+            verdicts[family is None, "none" if name is None else name == family] += 1
+    print(f"template pages: right {verdicts[False, True]}, wrong {verdicts[False, False]}, "
+          f"none {verdicts[False, 'none']}; others matched {verdicts[True, False]}")  # fmt: skip
+    every = np.array(seconds["template"] + seconds["other"]) * 1000
+    for label, ms in (("all", every), *((k, np.array(v) * 1000) for k, v in seconds.items())):
+        print(f"matching + alignment, {label} pages (CPU ms, 1 thread): median "
+              f"{np.median(ms):.1f}, p95 {np.percentile(ms, 95):.1f}")  # fmt: skip
+
+
 def _diagnose(page: Page, templates: list[Template]) -> str:
     """Per template: ratio-test matches / RANSAC inliers / spread / plausible / ruling."""
     from ocrd.templates import align
@@ -169,11 +205,10 @@ def _diagnose(page: Page, templates: list[Template]) -> str:
     small, scale = align.reduce(page.image)
     points, descriptors = align._detect(small, align.PAGE_FEATURES)
     ink = align._ink_mask(small)
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     out = []
     for t in templates:
         fp = t.fingerprint
-        query, train = align._Candidates(matcher, descriptors, fp.descriptors).ratio_matches()
+        query, train = align._Candidates(descriptors, fp.descriptors).ratio_matches()
         good = query
         src, dst = points[query], fp.points[train]
         h, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, align.RANSAC_PX)
@@ -181,7 +216,7 @@ def _diagnose(page: Page, templates: list[Template]) -> str:
             out.append(f"{t.name}: {len(good)} no fit")
             continue
         spread = align._spread(dst[mask.ravel() > 0], fp.height)
-        fitted = align._fit(matcher, points, descriptors, t, scale, small.shape)
+        fitted = align._fit(points, descriptors, t, scale, small.shape)
         h = fitted[0] if fitted is not None else h  # (homography, inliers, spread)
         try:
             ruling = align._ruling_score(t, np.linalg.inv(h), ink)[0]
@@ -197,6 +232,7 @@ class Score:
         self.templates: list[Template] = []
         self.pages: Counter = Counter()
         self.seconds: list[float] = []
+        self.evidence_seconds: list[float] = []  # evidence.with_writing per matched page
         self.fields: Counter = Counter()
         self.regions = 0  # fields read from aligned regions of template fields vision missed
 
@@ -276,6 +312,9 @@ class Score:
         ms = np.array(self.seconds) * 1000
         print(f"matching + alignment per page (CPU ms, 1 thread): median {np.median(ms):.1f}, "
               f"p95 {np.percentile(ms, 95):.1f}, max {ms.max():.1f}")  # fmt: skip
+        ev = np.array(self.evidence_seconds or [0.0]) * 1000
+        print(f"evidence test (what is written in each field) per matched page, CPU ms: "
+              f"median {np.median(ev):.1f}, p95 {np.percentile(ev, 95):.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -200,6 +200,22 @@ def test_scans_match_their_own_template_and_map_fields_onto_it(bank, templates) 
                 assert box.y - slack <= cy <= box.y + box.h + slack, (name, spec.name)
 
 
+def test_a_scan_s_own_template_is_tried_first_whatever_the_file_order(bank, templates) -> None:
+    """The cheap ranking puts the page's own template first, so the full match stops there."""
+    from ocrd.templates import align
+
+    rng = np.random.default_rng(9)
+    for ordered in (list(templates.values()), list(templates.values())[::-1]):
+        matcher = align.Matcher(ordered)
+        for name, form in FORM_FAMILIES.items():
+            scan = warp_scan(render_form(form, bank, rng, dpi=200), rng)
+            small, _scale = align.reduce(scan.image)
+            points, descriptors = align._detect(small, align.PAGE_FEATURES)
+            tried = matcher._candidates(points, descriptors, small.shape)
+            assert [t.name for t in tried][0] == name
+            assert sorted(t.name for t in tried) == sorted(templates)  # none left out
+
+
 def test_forms_without_a_template_match_none(bank, templates) -> None:
     """Other forms share the titles, fonts, logo and label column of the templates' forms."""
     rng = np.random.default_rng(8)

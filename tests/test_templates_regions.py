@@ -1,9 +1,11 @@
 """Every template field gets a result: one vision missed is read from its aligned region
 (real rendered scans, real vision, real weights); one with nothing written is an empty result;
-pieces of a field's frame read as digits are taken out."""
+pieces of a field's frame read as digits are taken out (by their place on the rules, and by
+the evidence test: no writing left there once the field's own rules are erased)."""
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import replace
 
 import cv2
@@ -15,12 +17,13 @@ from ocrd.recognition import load_recognizer
 from ocrd.templates import TemplateSet, match_page, name_pages
 from ocrd.templates.align import PageMatch
 from ocrd.templates.create import create_template
+from ocrd.templates.evidence import writing_boxes
 from ocrd.templates.model import Fingerprint, Template, TemplateField
 from ocrd.templates.regions import read_region
 from ocrd.templates.remnants import without_frame_remnants
 from ocrd.types import Box, DigitReading, FieldReading, Page
 from ocrd.vision import find_fields
-from training.forms import FORM_FAMILIES, DigitBank, iou, render_form, warp_scan
+from training.forms import FORM_FAMILIES, DigitBank, degrade, iou, render_form, warp_scan
 
 DPI = 200
 FORM = FORM_FAMILIES["claim"]
@@ -121,3 +124,42 @@ def test_frame_pieces_read_as_ones_are_taken_out_of_a_comb() -> None:
     assert without_frame_remnants(read(("1", 199, 3), ("1", 299, 2)), comb, match, 100) is None
     wide = read(("1", 190, 20))  # as wide as a written 1: kept even on the divider
     assert without_frame_remnants(wide, comb, match, 100).text == "1"
+
+
+def test_a_field_with_nothing_written_is_empty_even_where_its_frame_reads_as_ones(
+    template,
+) -> None:
+    """A blurred 200-dpi scan, half the fields left empty: vision keeps pieces of an empty
+    comb's dividers and of a box's right side, the models read them as 1s; the template's
+    evidence test (ink left once the field's own rules are erased) takes them out."""
+    rng = np.random.default_rng(2)
+    scan = warp_scan(render_form(FORM, DigitBank.holdout(), rng, dpi=DPI, blank_rate=0.5), rng)
+    scan.degradation = "blur"
+    scan = degrade(scan, rng)
+    page = Page(1, scan.image, DPI)
+    (match, shape), fields = match_page(page, find_fields(page), TemplateSet([template]))
+    assert match is not None and match.writing is not None
+    readings = [r for r in read_fields(fields, load_recognizer()) if r is not None]
+    unchecked = replace(match, writing=None)  # as naming was before the evidence test
+    before = {r.field_name: r.text for r in name_pages(deepcopy(readings), {1: (unchecked, shape)})}
+    after = {r.field_name: r.text for r in name_pages(readings, {1: (match, shape)})}
+    truth = {s.name: t for s, t in zip(FORM.fields, scan.fields, strict=True)}
+    empty = [n for n in after if n and truth[n].kind == "handwritten" and not truth[n].text]
+    assert empty and any(before[n] for n in empty)  # frame pieces were read as digits here
+    assert all(after[n] == "" for n in empty)
+    written = [n for n in after if n and truth[n].kind == "handwritten" and truth[n].text]
+    assert sum(after[n] == truth[n].text for n in written) > sum(
+        before[n] == truth[n].text for n in written
+    )  # a box's side read as a trailing 1 is gone too
+    assert all(len(after[n]) <= len(before[n]) for n in written)  # digits only taken out
+
+
+def test_the_evidence_of_a_comb_is_its_written_digits_not_its_dividers(template, scan) -> None:
+    match = TemplateSet([template]).match(Page(1, scan.image, DPI))
+    comb = next(f for f in template.fields if f.name == "policy_number")
+    writing = writing_boxes(scan.image, match.homography, comb, template.dpi)
+    assert len(writing) == len(_truth(scan, "policy_number").text)  # one per written cell
+    rng = np.random.default_rng(24)
+    blank = warp_scan(render_form(FORM, None, rng, dpi=DPI), rng)
+    match = TemplateSet([template]).match(Page(1, blank.image, DPI))
+    assert writing_boxes(blank.image, match.homography, comb, template.dpi) == ()

@@ -4,6 +4,7 @@ model.py    the template file (TOML): load with checks, save
 create.py   a template from one page (vision's frames and fields)
 align.py    which template a page is and the page -> template homography (ORB + RANSAC)
 regions.py  reading a template field vision missed from its aligned region
+evidence.py what is written in a field once its own rules are erased
 apply.py    naming a matched page's readings, empty fields, rule verdicts
 rules.py    length / pattern / min / max / checksum (luhn, mod11, mod97) / required
 overlay.py  the `ocrd template check` picture
@@ -18,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ocrd.templates.align import Matcher, PageMatch
-from ocrd.templates.apply import apply_match
+from ocrd.templates.apply import apply_match, template_dpi
+from ocrd.templates.evidence import with_writing
 from ocrd.templates.model import Template, TemplateError, load_template, save_template
 from ocrd.templates.regions import missed_fields
 from ocrd.types import Box, Field, FieldReading, Page
@@ -86,7 +88,8 @@ def match_page(
 ) -> tuple[tuple[PageMatch | None, PageShape], list[Field]]:
     """The template the page matches (None: none) with the page's shape, both in the file's
     pixels like the fields' boxes (what `name_pages` takes), and the page's `fields` plus one
-    for each template field vision missed that holds ink (`regions.missed_fields`)."""
+    for each template field vision missed that holds ink (`regions.missed_fields`). The match
+    carries what is written in each field (`evidence.with_writing`)."""
     reduced = page.reduced
     shape = tuple(int(round(side * reduced)) for side in page.image.shape[:2])
     match = templates.match(page) if templates else None
@@ -94,6 +97,7 @@ def match_page(
         return (None, shape), list(fields)
     in_image = [_scaled_box(f, 1 / reduced) for f in fields] if reduced != 1 else fields
     extra = to_file_coordinates(missed_fields(page, match, in_image), page)
+    match = with_writing(page.image, match, template_dpi(match.template))
     if reduced != 1:  # file pixels -> page image pixels -> template pixels
         to_image = np.diag([1 / reduced, 1 / reduced, 1.0])
         match = dataclasses.replace(match, homography=match.homography @ to_image)

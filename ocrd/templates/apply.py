@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ocrd.templates.align import PageMatch
+from ocrd.templates.evidence import without_unwritten
 from ocrd.templates.model import Template, TemplateField
 from ocrd.templates.remnants import without_frame_remnants
 from ocrd.templates.rules import broken_rules
@@ -42,9 +43,11 @@ def apply_match(
     dpi = template_dpi(template)
     for index, tfield in enumerate(template.fields):
         members = [r for _, r in sorted(by_field.get(index, []), key=lambda item: item[0])]
+        writing = match.writing[index] if match.writing is not None else None
         members = [
             kept for r in members
             if (kept := without_frame_remnants(r, tfield, match, dpi)) is not None
+            and (kept := without_unwritten(kept, writing, match)) is not None
         ]  # fmt: skip
         reading = _joined(members) if members else _empty(match, tfield, page, page_shape)
         named.append(_checked(_named(reading, template.name, tfield.name), tfield))

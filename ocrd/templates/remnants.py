@@ -26,7 +26,7 @@ def without_frame_remnants(
 ) -> FieldReading | None:
     """`reading` with the digits that are its frame's remnants taken out (None: nothing is
     left); as it was when the field has no upright rules or its digits do not spell its text."""
-    rules = _rule_columns(tfield)
+    rules = rule_columns(tfield)
     digits = reading.digits
     if not rules.size or not digits or "".join(d.digit for d in digits) != reading.text:
         return reading
@@ -45,7 +45,7 @@ def without_frame_remnants(
     return dataclasses.replace(reading, text="".join(d.digit for d in kept), digits=kept)
 
 
-def _rule_columns(tfield: TemplateField) -> np.ndarray:
+def rule_columns(tfield: TemplateField) -> np.ndarray:
     """x of the field's upright rules in template pixels: a box's sides, a comb's dividers."""
     b = tfield.box
     if tfield.layout == "comb" and tfield.cells:
