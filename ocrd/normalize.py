@@ -33,24 +33,21 @@ def _ink_peak(crop: np.ndarray) -> float:  # crop: uint8
     of it (then the 99th percentile of the inked pixels). Speckle dots far darker than faint,
     blurred writing would otherwise set the level, and the writing would fall below
     INK_FRACTION of it and vanish."""
+    brightest = int(crop.max()) if crop.size else 0
+    if brightest < MIN_INK_LEVEL:
+        return float(brightest)  # blank
     counts = np.bincount(crop.ravel(), minlength=256)[MIN_INK_LEVEL:]
     inked = int(counts.sum())
-    if inked == 0:
-        return float(crop.max()) if crop.size else 0.0
-    above = np.cumsum(counts[::-1])  # pixels at or above each level, brightest first
-    brightest = 255 - int(np.flatnonzero(counts[::-1])[0])
-    half = max(0, (brightest + 1) // 2 - MIN_INK_LEVEL)
-    if counts[half:].sum() >= SPECK_SHARE * inked:
+    if counts[(brightest + 1) // 2 - MIN_INK_LEVEL :].sum() >= SPECK_SHARE * inked:
         return float(brightest)
+    above = np.cumsum(counts[::-1])  # pixels at or above each level, brightest first
     level = 255 - int(np.searchsorted(above, (100 - INK_PEAK_PERCENTILE) / 100 * inked))
     return float(max(MIN_INK_LEVEL, level))
 
 
-def _ink_extent(crop: np.ndarray, peak: float) -> tuple[int, int, int, int] | None:
-    """(top, bottom, left, right) of the ink at level `peak`, bottom/right exclusive; None
-    when blank."""
-    if (int(crop.max()) if crop.size else 0) < MIN_INK_LEVEL:
-        return None
+def _ink_extent(crop: np.ndarray, peak: float) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the ink at level `peak` (not blank), bottom/right
+    exclusive."""
     mask = crop >= max(MIN_INK_LEVEL, INK_FRACTION * peak)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
@@ -78,10 +75,9 @@ def _trimmed_ink(crop: np.ndarray) -> np.ndarray | None:
     """The crop cut to its ink and stretched to [0, 1]; None when it holds no ink."""
     crop = _as_gray_uint8(crop)
     peak = _ink_peak(crop)
-    extent = _ink_extent(crop, peak)
-    if extent is None:
+    if peak < MIN_INK_LEVEL:
         return None
-    top, bottom, left, right = extent
+    top, bottom, left, right = _ink_extent(crop, peak)
     return _stretch(crop[top:bottom, left:right], peak)
 
 

@@ -194,12 +194,13 @@ def _fused(
     if digits and not any(d.is_digit for d in digits):
         return None
     every_blob = list(zip(digits, field.digit_boxes, strict=False))
-    pairs = every_blob
+    pairs, left_out = every_blob, []
     if field.layout not in DIGIT_LAYOUTS:
         # In a written string a rejected blob is a separator or a stray mark, not a digit.
         pairs = [(d, box) for d, box in every_blob if d.is_digit]
+        left_out = [d for d, _ in every_blob if not d.is_digit]
     digit_text = "".join(str(int(d.label)) for d, _ in pairs)
-    digit_conf = _digit_string_confidence(pairs, every_blob)
+    digit_conf = _digit_string_confidence(pairs, left_out)
     line_text = line.text if line is not None else ""
     line_conf = float(line.confidence) if line is not None else 0.0
     if line is not None and line_text and digit_text != line_text:
@@ -293,19 +294,15 @@ def _aligned_reading(
 
 
 def _digit_string_confidence(
-    pairs: list[tuple[DigitPrediction, Box]], every_blob: list[tuple[DigitPrediction, Box]]
+    pairs: list[tuple[DigitPrediction, Box]], left_out: list[DigitPrediction]
 ) -> float:
     """The classifier's probability that its string is right: each kept digit is what it
     read, and each blob it left out (a separator, a stray mark) is indeed no digit - a blob
     rejected at 0.4 may be a broken digit, which a product over the kept digits alone hides."""
     if not pairs:
         return 0.0
-    kept = {id(digit) for digit, _ in pairs}
-    confidence = float(np.prod([digit.confidence for digit, _ in pairs]))
-    for digit, _box in every_blob:
-        if id(digit) not in kept:
-            confidence *= 1.0 - float(digit.confidence)
-    return confidence
+    kept = np.prod([digit.confidence for digit, _ in pairs])
+    return float(kept * np.prod([1.0 - digit.confidence for digit in left_out]))
 
 
 def _counted_digits_disagree(pairs: list, blobs: int, line_text: str) -> bool:

@@ -110,20 +110,21 @@ def calibrate(models_dir: Path, data_dir: Path | None, pages: int = 8, synthetic
     recognizer = Recognizer(models_dir)
     samples = form_samples(recognizer, pages, log)
     samples += field_samples(recognizer, field_images(data_dir, synthetic, seed), log)
+    by_family: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_family.setdefault(family(sample[1]), []).append(sample)
     params = {}
-    for name in sorted({family(layout) for _, layout, _ in samples}):
-        chosen = [(raw, right) for raw, layout, right in samples if family(layout) == name]
-        if len(chosen) >= 30 and 0 < sum(r for _, r in chosen) < len(chosen):
-            params[name] = fit_platt([c for c, _ in chosen], [r for _, r in chosen])
+    for name, chosen in sorted(by_family.items()):
+        right = [r for _, _, r in chosen]
+        if len(chosen) >= 30 and 0 < sum(right) < len(chosen):
+            params[name] = fit_platt([raw for raw, _, _ in chosen], right)
             log(f"calibration: {name}: {len(chosen)} fields, "
-                f"{np.mean([r for _, r in chosen]):.1%} right, a, b = {params[name]}")  # fmt: skip
+                f"{np.mean(right):.1%} right, a, b = {params[name]}")  # fmt: skip
     fitted = Calibration(params, models=recognizer.model_name)
     overall = accept_threshold(fitted, samples)
     # A family's own threshold only ever raises the overall one: fitted on fewer fields,
     # a lower one accepted 0.87% wrong on t10k forms where the overall kept 0.31%.
-    accept = {name: max(overall, accept_threshold(fitted, [s for s in samples
-                                                           if family(s[1]) == name]))
-              for name in params}  # fmt: skip
+    accept = {name: max(overall, accept_threshold(fitted, by_family[name])) for name in params}
     calibration = Calibration(params, overall, fitted.models, accept)
     (models_dir / CALIBRATION_FILE).write_text(calibration.to_json() + "\n")
     log(f"calibration: accept thresholds {accept}, otherwise "
