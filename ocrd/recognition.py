@@ -30,6 +30,7 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 MANIFEST_FILE = "manifest.json"
 NOT_A_DIGIT = 10  # the digit model's 11th class
 CTC_BLANK = 10  # the line model's blank symbol (classes 0-9 are the digits)
+LINE_CLASSES = 11  # per line-model member: digits 0-9 and the blank
 LINE_DOWNSAMPLE = 4  # crop columns per output frame of the line model
 BATCH_SIZES = (1, 8, 32, 256)
 WIDTH_STEP = 32
@@ -188,6 +189,23 @@ def greedy_decode(probabilities: np.ndarray, frames: int) -> LinePrediction:
     return LinePrediction("".join(text), confidences, positions, confidence)
 
 
+def decode_members(probabilities: np.ndarray) -> LinePrediction:
+    """One line's (T, 11 * k) output of a k-member line model (`training/ensemble.py`) ->
+    the members' readings voting (`ocrd.line_votes.vote`): agreement keeps the confidence,
+    disagreement shows in it. One member: its own reading."""
+    members = probabilities.shape[1] // LINE_CLASSES
+    frames = len(probabilities)
+    readings = [
+        greedy_decode(probabilities[:, m * LINE_CLASSES : (m + 1) * LINE_CLASSES], frames)
+        for m in range(members)
+    ]
+    if members == 1:
+        return readings[0]
+    from ocrd.line_votes import vote  # line_votes imports this module
+
+    return vote(readings, [LINE_DOWNSAMPLE * len(probabilities)] * members)
+
+
 class Recognizer:
     """Both models, loaded and verified; thread-safe for concurrent calls."""
 
@@ -336,7 +354,8 @@ class Recognizer:
     # ------------------------------------------------------------------- lines
 
     def line_probabilities(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Each (32, W) line -> its (frames, 11) CTC probabilities, frames = ceil(W / 4)."""
+        """Each (32, W) line -> its (frames, 11 * members) CTC probabilities, frames =
+        ceil(W / 4) (`decode_members` splits them)."""
         if not self.has_line_model:
             raise ModelIntegrityError(f"no line model listed in {self.models_dir / MANIFEST_FILE}")
         lines = [np.asarray(line, np.float32) for line in batch]
@@ -364,7 +383,7 @@ class Recognizer:
         return results  # type: ignore[return-value]
 
     def read_lines(self, batch: Sequence[np.ndarray]) -> list[LinePrediction]:
-        return [greedy_decode(p, len(p)) for p in self.line_probabilities(batch)]
+        return [decode_members(p) for p in self.line_probabilities(batch)]
 
     def recognize_lines(self, batch: Sequence[np.ndarray]) -> tuple[list[str], list[list[float]]]:
         """(32, W) float32 lines -> (strings, per-digit confidences)."""

@@ -9,6 +9,7 @@ Examples:
     python -m training evaluate              # figures for the models in --out
     python -m training export --out /tmp/savedmodels
     python -m training export --litert       # ocrd/models/*.tflite, after new Keras weights
+    python -m training ensemble --members runs/a/lines.keras runs/b/lines.keras  # one file
     python -m training corrections --db sqlite:///ocrd.db --out /tmp/corrections
     python -m training digit --epochs 2 --init ocrd/models/digits.keras --extra /tmp/corrections
 """
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "command",
-        choices=["digit", "sequence", "calibrate", "evaluate", "export", "corrections"],
+        choices=["digit", "sequence", "calibrate", "evaluate", "export", "corrections", "ensemble"],
     )
     parser.add_argument(
         "--data",
@@ -110,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         "`corrections`",
     )
     parser.add_argument("--db", default=None, help="corrections: the ocrd database URL")
+    parser.add_argument(
+        "--members",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="ensemble: the trained lines.keras files (each beside its manifest) joined into "
+        "the shipped line model, first one first",
+    )
     args = parser.parse_args(argv)
     _quiet_tensorflow()
 
@@ -146,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         from training.calibrate import calibrate
 
         calibrate(args.out or DEFAULT_MODELS_DIR, args.data, seed=args.seed, log=_log)
+    elif args.command == "ensemble":
+        from training.ensemble import ship_ensemble
+
+        if not args.members or len(args.members) < 2:
+            parser.error("ensemble needs --members with two or more lines.keras files")
+        ship_ensemble(args.members, args.out or DEFAULT_MODELS_DIR, args.model_version, _log)
     elif args.command == "corrections":
         from training.corrections import export_corrections
 

@@ -481,6 +481,11 @@ def make_train_step(model, optimizer):
 
 
 def decode_batch(probabilities: np.ndarray, frames: np.ndarray) -> list[str]:
+    if probabilities.shape[-1] > NUM_CLASSES:  # a joined model (training/ensemble.py)
+        from ocrd.recognition import decode_members
+
+        pairs = zip(probabilities, frames, strict=True)
+        return [decode_members(row[:count]).text for row, count in pairs]
     texts = []
     for row, count in zip(probabilities, frames, strict=True):
         best = row[:count].argmax(axis=1)
