@@ -58,8 +58,7 @@ def find_structure(ink: np.ndarray, binary: np.ndarray, px_per_inch: float) -> S
         horizontal = _refine(horizontal, binary, (max(8, int(0.3 * px_per_inch)), 1), factor)
     vertical = _divider_columns(binary, frames, px_per_inch)
     clean_binary, erased = _erase_lines(binary, horizontal, vertical, px_per_inch)
-    clean_ink = ink.copy()
-    clean_ink[erased] = 0
+    clean_ink = cv2.bitwise_and(ink, cv2.bitwise_not(erased))
     return Structure(frames=frames, ink=clean_ink, binary=clean_binary, dividers=vertical)
 
 
@@ -310,6 +309,7 @@ def _erase_lines(
     binary: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray, px_per_inch: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Remove ruled lines; restore the pixels where a stroke crosses a horizontal line.
+    Returns the cleaned mask and the 0/255 mask of the ink erased.
 
     Vertical rules (box sides, comb dividers) are not bridged: ink on either side of a comb
     divider belongs to different digits, even when a stroke spills across."""
@@ -331,7 +331,8 @@ def _erase_lines(
         across_h = cv2.morphologyEx(remaining[lo:hi], cv2.MORPH_CLOSE, kernel)[inner]
         near_ink = cv2.dilate(binary[lo:hi], grow)[inner]  # the ink and its 1-pixel rim
         clean[rows] |= across_h & h_mask[rows] & cv2.bitwise_not(v_mask[rows]) & near_ink
-    erased = (cv2.bitwise_or(binary, lines) > 0) & (clean == 0)
+    # 0/255 like the masks: OpenCV's bitwise ops are ~5x faster than numpy's boolean ones.
+    erased = cv2.bitwise_and(cv2.bitwise_or(binary, lines), cv2.compare(clean, 0, cv2.CMP_EQ))
     return clean, erased
 
 

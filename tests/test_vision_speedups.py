@@ -1,0 +1,103 @@
+"""The faster forms of vision's hot steps give exactly what the plain ones gave: connected
+components found band by band equal OpenCV's on the whole image (labels, numbering and
+stats), and the one-bincount skew search picks the angle the angle-by-angle search picked.
+The plain forms are kept here as the reference."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from ocrd.vision.cleanup import clean_page, components, estimate_skew
+from ocrd.vision.structure import find_structure
+from training.forms import DigitBank, render_page
+
+
+def _whole_image_components(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        binary, 8, cv2.CV_32S, cv2.CCL_BBDT
+    )
+    return count, labels, stats
+
+
+def _angle_by_angle_skew(binary: np.ndarray) -> float:
+    ys, xs = np.nonzero(binary[::2, ::2])
+    if len(ys) < 50:
+        return 0.0
+    if len(ys) > 20_000:
+        step = -(-len(ys) // 20_000)
+        ys, xs = ys[::step], xs[::step]
+    ys = ys.astype(np.float32)
+    xs = xs.astype(np.float32) - binary.shape[1] / 4
+
+    def sharpness(degrees: float) -> float:
+        shifted = ys - xs * np.tan(np.radians(degrees))
+        counts = np.bincount((shifted - shifted.min()).astype(np.int32))
+        return float(np.dot(counts, counts))
+
+    best = max(np.arange(-10.0, 10.01, 0.5), key=sharpness)
+    best = max(np.arange(best - 0.5, best + 0.51, 0.1), key=sharpness)
+    return float(round(best, 2))
+
+
+def _assert_same_components(binary: np.ndarray) -> int:
+    count, labels, stats = components(binary)
+    want_count, want_labels, want_stats = _whole_image_components(binary)
+    assert count == want_count
+    assert labels.shape == binary.shape and labels.dtype == np.int32
+    assert np.array_equal(labels, want_labels)
+    assert np.array_equal(stats[1:], want_stats[1:, :5])
+    assert stats[0, cv2.CC_STAT_AREA] == int((binary == 0).sum())
+    return count
+
+
+@pytest.fixture(scope="module")
+def pages() -> list:
+    bank = DigitBank.load("t10k")
+    rng = np.random.default_rng(15)
+    made = []
+    for dpi, degradation in ((150, "clean"), (300, "clean"), (200, "noisy"), (300, "skewed")):
+        page = render_page(bank, rng, dpi=dpi, degradation=degradation)
+        made.append(clean_page(page.image, page.dpi))
+    return made
+
+
+def test_banded_components_equal_the_whole_page_on_real_pages(pages) -> None:
+    for clean in pages:
+        assert _assert_same_components(clean.binary) > 100
+        structure = find_structure(clean.ink, clean.binary, clean.px_per_inch)
+        _assert_same_components(structure.binary)  # the mask fields are grouped from
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_banded_components_equal_the_whole_image_at_odd_sizes_and_edges(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(40, 400, 2))
+    binary = np.zeros((height, width), np.uint8)
+    for _ in range(int(rng.integers(1, 40))):  # blobs and rules, some at the very edges
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        binary[y : y + int(rng.integers(1, 30)), x : x + int(rng.integers(1, 60))] = 255
+    binary[rng.random(binary.shape) > 0.997] = 255  # lone specks, diagonal neighbours
+    binary[-1, -1] = binary[0, 0] = 255
+    _assert_same_components(binary)
+
+
+def test_components_of_a_blank_image() -> None:
+    count, labels, stats = components(np.zeros((31, 17), np.uint8))
+    assert count == 1 and not labels.any()
+    assert stats.tolist() == [[0, 0, 17, 31, 31 * 17]]
+
+
+def test_one_bincount_skew_search_equals_the_angle_by_angle_one(pages) -> None:
+    rng = np.random.default_rng(3)
+    for clean in pages:
+        binary = clean.binary
+        for angle in (0.0, *rng.uniform(-9, 9, 3)):
+            h, w = binary.shape
+            matrix = cv2.getRotationMatrix2D((w / 2, h / 2), float(angle), 1.0)
+            tilted = cv2.warpAffine(binary, matrix, (w, h), flags=cv2.INTER_NEAREST)
+            assert estimate_skew(tilted) == _angle_by_angle_skew(tilted)
+    few = np.zeros((60, 60), np.uint8)
+    few[5, :40] = 255  # 20 sampled pixels: too few to tell
+    assert estimate_skew(few) == _angle_by_angle_skew(few) == 0.0
