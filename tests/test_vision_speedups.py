@@ -1,7 +1,8 @@
 """The faster forms of vision's hot steps give exactly what the plain ones gave: connected
 components found band by band equal OpenCV's on the whole image (labels, numbering and
 stats), and the one-bincount skew search picks the angle the angle-by-angle search picked.
-The plain forms are kept here as the reference."""
+Digit crops normalise byte for byte as before (training shares `ocrd.normalize`). The plain
+forms are kept here as the reference."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
+from ocrd import normalize
+from ocrd.types import Page
+from ocrd.vision import fields as vision_fields
+from ocrd.vision import find_fields
 from ocrd.vision.cleanup import clean_page, components, estimate_skew
 from ocrd.vision.structure import find_structure
 from training.forms import DigitBank, render_page
@@ -52,15 +57,46 @@ def _assert_same_components(binary: np.ndarray) -> int:
     return count
 
 
+def _plain_normalize_digit(crop: np.ndarray) -> np.ndarray:
+    """normalize_digit before its extent came from cv2.boundingRect and its clips in place."""
+    crop = normalize._as_gray_uint8(crop)
+    peak = normalize._ink_peak(crop)
+    if peak < normalize.MIN_INK_LEVEL:
+        return np.zeros((28, 28), np.float32)
+    mask = crop >= max(normalize.MIN_INK_LEVEL, normalize.INK_FRACTION * peak)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    ink = crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
+    ink = np.minimum(ink / peak, 1.0)
+    height, width = ink.shape
+    scale = 20 / max(height, width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    ink = cv2.resize(ink, (new_w, new_h), interpolation=interpolation)
+    canvas = np.zeros((28, 28), np.float32)
+    y0, x0 = (28 - new_h) // 2, (28 - new_w) // 2
+    canvas[y0 : y0 + new_h, x0 : x0 + new_w] = ink
+    moments = cv2.moments(canvas)
+    if moments["m00"] > 0:
+        shift_y = float(np.clip(13.5 - moments["m01"] / moments["m00"], -y0, 28 - y0 - new_h))
+        shift_x = float(np.clip(13.5 - moments["m10"] / moments["m00"], -x0, 28 - x0 - new_w))
+        matrix = np.float32([[1, 0, shift_x], [0, 1, shift_y]])
+        canvas = cv2.warpAffine(canvas, matrix, (28, 28), flags=cv2.INTER_LINEAR)
+    return np.clip(canvas, 0.0, 1.0).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
-def pages() -> list:
+def rendered() -> list:
     bank = DigitBank.load("t10k")
     rng = np.random.default_rng(15)
     made = []
     for dpi, degradation in ((150, "clean"), (300, "clean"), (200, "noisy"), (300, "skewed")):
-        page = render_page(bank, rng, dpi=dpi, degradation=degradation)
-        made.append(clean_page(page.image, page.dpi))
+        made.append(render_page(bank, rng, dpi=dpi, degradation=degradation))
     return made
+
+
+@pytest.fixture(scope="module")
+def pages(rendered) -> list:
+    return [clean_page(page.image, page.dpi) for page in rendered]
 
 
 def test_banded_components_equal_the_whole_page_on_real_pages(pages) -> None:
@@ -101,3 +137,25 @@ def test_one_bincount_skew_search_equals_the_angle_by_angle_one(pages) -> None:
     few = np.zeros((60, 60), np.uint8)
     few[5, :40] = 255  # 20 sampled pixels: too few to tell
     assert estimate_skew(few) == _angle_by_angle_skew(few) == 0.0
+
+
+def test_digit_crops_normalise_byte_for_byte_as_before(rendered, monkeypatch) -> None:
+    crops: list[np.ndarray] = []
+
+    def keep(crop: np.ndarray) -> np.ndarray:
+        crops.append(crop.copy())
+        return normalize.normalize_digit(crop)
+
+    monkeypatch.setattr(vision_fields, "normalize_digit", keep)
+    for page in rendered:
+        find_fields(Page(1, page.image, page.dpi))
+    assert len(crops) > 100
+    rng = np.random.default_rng(7)
+    for _ in range(200):  # odd shapes: slivers, specks, faint and saturated ink, blanks
+        height, width = (int(v) for v in rng.integers(1, 90, 2))
+        crop = (rng.random((height, width)) * rng.integers(1, 256)).astype(np.uint8)
+        crop[rng.random((height, width)) < rng.random()] = 0
+        crops.append(crop)
+    crops.append(np.zeros((12, 9), np.uint8))
+    for crop in crops:
+        assert normalize.normalize_digit(crop).tobytes() == _plain_normalize_digit(crop).tobytes()
