@@ -14,7 +14,7 @@ from ocrd import normalize
 from ocrd.types import Page
 from ocrd.vision import fields as vision_fields
 from ocrd.vision import find_fields
-from ocrd.vision.cleanup import clean_page, components, estimate_skew
+from ocrd.vision.cleanup import clean_page, component_stats, components, estimate_skew
 from ocrd.vision.structure import find_structure
 from training.forms import DigitBank, render_page
 
@@ -54,6 +54,8 @@ def _assert_same_components(binary: np.ndarray) -> int:
     assert np.array_equal(labels, want_labels)
     assert np.array_equal(stats[1:], want_stats[1:, :5])
     assert stats[0, cv2.CC_STAT_AREA] == int((binary == 0).sum())
+    stats_count, stats_only = component_stats(binary)
+    assert stats_count == count and np.array_equal(stats_only, stats)
     return count
 
 

@@ -22,9 +22,9 @@ ANALYSIS_LONG_SIDE = 1800  # the page is measured on a copy at most this long
 def glyph_pixels_per_inch(binary: np.ndarray) -> float | None:
     """Pixels per inch of a binarised (ink = 255) image from its glyph heights, or None
     when it has too few letter-like components to tell."""
-    from ocrd.vision.cleanup import components
+    from ocrd.vision.cleanup import component_stats
 
-    count, _labels, stats = components(binary)
+    count, stats = component_stats(binary)
     if count <= 1:
         return None
     w, h = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
