@@ -14,7 +14,13 @@ from ocrd import normalize
 from ocrd.types import Page
 from ocrd.vision import fields as vision_fields
 from ocrd.vision import find_fields
-from ocrd.vision.cleanup import clean_page, component_stats, components, estimate_skew
+from ocrd.vision.cleanup import (
+    clean_page,
+    component_stats,
+    components,
+    estimate_skew,
+    sample_median,
+)
 from ocrd.vision.structure import find_structure
 from training.forms import DigitBank, render_page
 
@@ -161,3 +167,14 @@ def test_digit_crops_normalise_byte_for_byte_as_before(rendered, monkeypatch) ->
     crops.append(np.zeros((12, 9), np.uint8))
     for crop in crops:
         assert normalize.normalize_digit(crop).tobytes() == _plain_normalize_digit(crop).tobytes()
+
+
+def test_sample_median_is_numpys_median() -> None:
+    rng = np.random.default_rng(11)
+    for size in (1, 2, 3, 4, 17, 1000, 4097):
+        for high in (2, 30, 256):
+            sample = rng.integers(0, high, size).astype(np.uint8)
+            assert sample_median(sample) == float(np.median(sample))
+    image = rng.integers(0, 256, (101, 77)).astype(np.uint8)
+    assert sample_median(image[::4, ::4]) == float(np.median(image[::4, ::4]))
+    assert np.isnan(sample_median(np.zeros((0, 5), np.uint8)))

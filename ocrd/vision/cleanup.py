@@ -181,7 +181,7 @@ def ink_image(gray: np.ndarray) -> np.ndarray:
     copy, smoothed and scaled back; ink = paper - pixel. Dark-background images (white
     digit on black, MNIST style) are inverted first.
     """
-    if float(np.median(gray[::4, ::4])) < 100:  # a sample decides as well, 8x cheaper
+    if sample_median(gray[::4, ::4]) < 100:  # a sample decides as well, 8x cheaper
         gray = 255 - gray
     h, w = gray.shape
     coarse = _shrink(gray, 4) if min(h, w) >= 4 else gray
@@ -193,6 +193,18 @@ def ink_image(gray: np.ndarray) -> np.ndarray:
     # Darkness relative to the local paper, so grey paper and shadows look white.
     ink = cv2.subtract(paper, gray)
     return cv2.divide(ink, np.maximum(paper, 64), scale=255.0)
+
+
+def sample_median(sample: np.ndarray) -> float:
+    """np.median of a uint8 array (the mean of the two middle values), from its histogram:
+    a 256-bin count is ~5x cheaper than partitioning the sample."""
+    counts = np.cumsum(np.bincount(sample.ravel(), minlength=256))
+    total = int(counts[-1]) if sample.size else 0
+    if total == 0:
+        return float("nan")
+    low = int(np.searchsorted(counts, (total - 1) // 2, side="right"))
+    high = int(np.searchsorted(counts, total // 2, side="right"))
+    return (low + high) / 2
 
 
 def ink_threshold(ink: np.ndarray) -> float:

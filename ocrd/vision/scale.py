@@ -50,11 +50,11 @@ def content_dpi(gray: np.ndarray, shrunk: dict[int, np.ndarray] | None = None) -
     """Dots per inch of a page from its glyph heights, whatever its tag says: measured on
     a copy shrunk by a whole factor to at most ANALYSIS_LONG_SIDE pixels (`shrunk`: see
     `ocrd.vision.cleanup.shrink_once`)."""
-    from ocrd.vision.cleanup import shrink_once
+    from ocrd.vision.cleanup import sample_median, shrink_once
 
     factor = max(1, int(np.ceil(max(gray.shape[:2]) / ANALYSIS_LONG_SIDE)))
     small = shrink_once(gray, factor, shrunk) if factor > 1 else gray
-    if float(np.median(small[::4, ::4])) < 100:  # white on black
+    if sample_median(small[::4, ::4]) < 100:  # white on black
         small = 255 - small
     _level, binary = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     measured = glyph_pixels_per_inch(binary)
