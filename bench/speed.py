@@ -222,11 +222,28 @@ def report_ocrd(label: str, m: dict, cores: int) -> None:
     )
 
 
+def _descendants(root: int) -> list[int]:
+    """Processes started by `root`, and by those, from /proc (a pid file often names a shell
+    wrapper: stopping only the shell leaves the job running)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
 @contextlib.contextmanager
 def paused(pid_file: Path | None) -> Iterator[None]:
     """SIGSTOP the processes in `pid_file` while measuring; SIGCONT them whatever happens."""
     text = pid_file.read_text() if pid_file and pid_file.exists() else ""
     pids = [int(word) for word in text.split() if word.isdigit()]
+    pids += [child for pid in pids for child in _descendants(pid)]  # a wrapper's workers too
     stopped = []
     try:
         for pid in pids:

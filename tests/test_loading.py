@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ocrd.types import BadInputError
-from ocrd.vision import count_pages, iter_pages, sniff_media_type
+from ocrd.vision import count_pages, iter_pages, loading, sniff_media_type
 from training.forms import DigitBank, render_page
 
 SMALL_PAGE_INCHES = (3.0, 2.2)
@@ -161,6 +161,34 @@ def test_unknown_binary(tmp_path):
 
 def test_directory_is_not_a_page(tmp_path):
     assert "directory" in _reason(tmp_path)
+
+
+def test_gray_png_read_by_opencv_gives_pillows_pixels(tmp_path, pages):
+    path = tmp_path / "gray.png"
+    Image.fromarray(pages[1]).save(path, dpi=(150, 150), optimize=True)
+    [page] = list(iter_pages(path))
+    assert loading._plain_gray_png(Image.open(path), "PNG", 0)  # the OpenCV path was taken
+    assert np.array_equal(page.image, np.array(Image.open(path)))
+    assert page.dpi == 150
+
+
+@pytest.mark.parametrize("after_pixels", [False, True])
+def test_gray_png_with_exif_orientation_is_still_turned(tmp_path, pages, after_pixels):
+    source = pages[0]
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(np.rot90(source, 1)).save(buffer, format="PNG", exif=exif)
+    data = buffer.getvalue()
+    if after_pixels:  # the eXIf chunk moved behind IDAT: only a full read finds it
+        start = data.index(b"eXIf") - 4
+        length = int.from_bytes(data[start : start + 4], "big")
+        chunk, data = data[start : start + length + 12], data[:start] + data[start + length + 12 :]
+        end = data.index(b"IEND") - 4
+        data = data[:end] + chunk + data[end:]
+    path = tmp_path / "turned.png"
+    path.write_bytes(data)
+    assert np.array_equal(_only_page(path), source)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF"])

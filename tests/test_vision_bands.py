@@ -63,7 +63,7 @@ def test_erasing_lines_by_bands_equals_the_whole_page(seed: int) -> None:
         clean, erased = structure._erase_lines(binary, horizontal, vertical, ppi)
         want_clean, want_erased = _whole_page_erase(binary, horizontal, vertical, ppi)
         assert np.array_equal(clean, want_clean)
-        assert np.array_equal(erased, want_erased)
+        assert np.array_equal(erased > 0, want_erased)
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -27,6 +27,7 @@ MIN_DIGIT_HEIGHT_IN = 0.06
 MIN_PAGE_SIDE = 8
 MIN_CONTENT_DPI = 100  # clean_page takes < 100 dpi for a snapshot
 ONE_GLYPH_ASPECT = 1.3  # one connected unit no wider than this is one digit, not a string
+GROW = np.ones((3, 3), np.uint8)  # a blob's mask grown by its anti-aliased rim
 
 
 @dataclass
@@ -86,12 +87,13 @@ def _clean_at_content_scale(page: Page) -> CleanPage:
     """The cleaned page at the scale its content shows (`ocrd.vision.scale`); the tag only
     decides when the content cannot tell. A tag the content disagrees with is noted."""
     guess = page.dpi if page.dpi > 0 else max(page.image.shape[:2]) / A4_LONG_SIDE_INCHES
-    measured = content_dpi(page.image)
+    shrunk: dict[int, np.ndarray] = {}  # the page shrunk once for both (300 dpi: by 2)
+    measured = content_dpi(page.image, shrunk)
     if not disagreement(guess, measured):
-        return clean_page(page.image, page.dpi)
+        return clean_page(page.image, page.dpi, shrunk=shrunk)
     if page.dpi > 0:  # a missing tag is no news; a wrong one is worth a warning
         page.notes.append(f"page {page.number}: {scale_note(page.dpi, measured)}")
-    return clean_page(page.image, max(MIN_CONTENT_DPI, int(round(measured))))
+    return clean_page(page.image, max(MIN_CONTENT_DPI, int(round(measured))), shrunk=shrunk)
 
 
 def _whole_image_field(page: Page, *, single: bool) -> list[Field]:
@@ -259,21 +261,25 @@ def _units(blobs: list[Blob]) -> list[list[Blob]]:
     """Digit units: blobs overlapping horizontally are pieces of one digit, and a small
     fragment right beside a digit (a broken stroke) joins it; lone specks are dropped."""
     units: list[list[Blob]] = []
+    spans: list[tuple[int, int]] = []  # (left, right) of each unit, kept as it grows
     for blob in sorted(blobs, key=lambda b: b.x):
         if units:
-            x0, _, w, _ = _extent(units[-1])
-            overlap = min(x0 + w, blob.x2) - max(x0, blob.x)
-            if overlap >= 0.5 * min(blob.w, w):
+            x0, x1 = spans[-1]
+            overlap = min(x1, blob.x2) - max(x0, blob.x)
+            if overlap >= 0.5 * min(blob.w, x1 - x0):
                 units[-1].append(blob)
+                spans[-1] = (min(x0, blob.x), max(x1, blob.x2))
                 continue
         units.append([blob])
+        spans.append((blob.x, blob.x2))
     if not units:
         return units
-    tallest = max(_extent(u)[3] for u in units)
+    heights = [_extent(u)[3] for u in units]
+    tallest = max(heights)
     merged: list[list[Blob]] = []
     fragments = []
-    for unit in units:
-        (fragments if _extent(unit)[3] < 0.45 * tallest else merged).append(unit)
+    for unit, height in zip(units, heights, strict=True):
+        (fragments if height < 0.45 * tallest else merged).append(unit)
     for fragment in fragments:
         host = _nearest(fragment, merged)
         if host is not None and _gap(fragment, host) <= 0.2 * tallest:
@@ -361,6 +367,9 @@ def _is_solid(unit: list[Blob], ppi: float) -> bool:
 
 
 def _extent(unit: list[Blob]) -> tuple[int, int, int, int]:
+    if len(unit) == 1:  # most units are one blob
+        blob = unit[0]
+        return blob.x, blob.y, blob.w, blob.h
     x0 = min(b.x for b in unit)
     y0 = min(b.y for b in unit)
     x1 = max(b.x2 for b in unit)
@@ -495,10 +504,10 @@ def _masked_crop(
     y0, x0 = max(0, y - 1), max(0, x - 1)
     y1, x1 = min(ink.shape[0], y + h + 1), min(ink.shape[1], x + w + 1)
     region = labels[y0:y1, x0:x1]
-    mask = np.zeros(region.shape, np.uint8)
+    mask = np.zeros(region.shape, bool)
     for blob in blobs:
-        mask[region == blob.label] = 1
-    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+        mask |= region == blob.label  # (a boolean OR is ~3x faster than masked assignment)
+    mask = cv2.dilate(mask.view(np.uint8), GROW)
     return ink[y0:y1, x0:x1] * mask
 
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ocrd.normalize import ink_from_paper
-from ocrd.vision.cleanup import components
+from ocrd.vision.cleanup import component_stats
 
 InputKind = Literal["page", "field", "digit"]
 
@@ -65,7 +65,7 @@ def _ink_components(gray: np.ndarray) -> np.ndarray:
     if int(ink.max()) == 0:
         return np.zeros((0, 5), np.int32)
     _threshold, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    _count, _labels, stats = components(mask)
+    _count, stats = component_stats(mask)
     stats = stats[1:]
     if not len(stats):
         return stats

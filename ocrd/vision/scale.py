@@ -22,9 +22,9 @@ ANALYSIS_LONG_SIDE = 1800  # the page is measured on a copy at most this long
 def glyph_pixels_per_inch(binary: np.ndarray) -> float | None:
     """Pixels per inch of a binarised (ink = 255) image from its glyph heights, or None
     when it has too few letter-like components to tell."""
-    from ocrd.vision.cleanup import components
+    from ocrd.vision.cleanup import component_stats
 
-    count, _labels, stats = components(binary)
+    count, stats = component_stats(binary)
     if count <= 1:
         return None
     w, h = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
@@ -46,14 +46,15 @@ def glyph_pixels_per_inch(binary: np.ndarray) -> float | None:
     return float(median) / GLYPH_HEIGHT_INCHES
 
 
-def content_dpi(gray: np.ndarray) -> float | None:
+def content_dpi(gray: np.ndarray, shrunk: dict[int, np.ndarray] | None = None) -> float | None:
     """Dots per inch of a page from its glyph heights, whatever its tag says: measured on
-    a copy shrunk by a whole factor to at most ANALYSIS_LONG_SIDE pixels."""
-    from ocrd.vision.cleanup import _shrink
+    a copy shrunk by a whole factor to at most ANALYSIS_LONG_SIDE pixels (`shrunk`: see
+    `ocrd.vision.cleanup.shrink_once`)."""
+    from ocrd.vision.cleanup import sample_median, shrink_once
 
     factor = max(1, int(np.ceil(max(gray.shape[:2]) / ANALYSIS_LONG_SIDE)))
-    small = _shrink(gray, factor) if factor > 1 else gray
-    if float(np.median(small[::4, ::4])) < 100:  # white on black
+    small = shrink_once(gray, factor, shrunk) if factor > 1 else gray
+    if sample_median(small[::4, ::4]) < 100:  # white on black
         small = 255 - small
     _level, binary = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     measured = glyph_pixels_per_inch(binary)
