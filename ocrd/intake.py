@@ -34,7 +34,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
@@ -59,7 +68,15 @@ NAME_MAX = 255  # bytes per path component (ext4, xfs, btrfs, tmpfs...)
 TEMP_PREFIX = ".ocrd-"
 STALE_TEMP_SECONDS = 60.0  # a temp copy of a dead process untouched this long is left over
 ORPHAN_TEMP_SECONDS = 24 * 3600.0  # ... of any process (another host's, a reused pid)
-WRITER_GRACE_SECONDS = 30.0  # a file opened and never closed: taken after this anyway
+WRITER_GRACE_SECONDS = 30.0  # a file written to and never closed: taken after this anyway
+# The inotify events the inbox asks for. Not IN_OPEN / IN_CLOSE_NOWRITE: every read (ours
+# included: the hash, the decode) raised two events per file, most of the daemon's
+# intake work in a burst; nor deletions and folder-modified events, which nothing uses.
+# A writer shows itself by IN_MODIFY and lets go with IN_CLOSE_WRITE.
+WATCHED_EVENTS = [
+    FileCreatedEvent, FileMovedEvent, FileModifiedEvent, FileClosedEvent,
+    DirCreatedEvent, DirMovedEvent,
+]  # fmt: skip
 _COPY_CHUNK = 1 << 20
 
 
@@ -73,6 +90,8 @@ def _ignore_matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] 
 def is_ignored(path: Path, inbox: Path, patterns: Iterable[str] = ()) -> bool:
     """True when any component of `path` below `inbox` matches a built-in or user pattern."""
     match = _ignore_matcher((*BUILTIN_IGNORES, *patterns))
+    if path.parent == inbox:  # the usual case, without relative_to's parsing
+        return match(path.name) is not None
     try:
         parts = path.relative_to(inbox).parts
     except ValueError:
@@ -133,7 +152,7 @@ class Settler:
     """Decides when a file has stopped changing.
 
     A file is ready once two looks at least `settle_seconds` apart see the same size and mtime,
-    its writer has closed it (where inotify reports opens and closes: `writing` / `closed`),
+    its writer has closed it (where inotify reports writes and closes: `written` / `closed`),
     and it opens for reading. While it keeps changing it is looked at again with doubling
     back-off (up to `max_backoff`); it is only ever forgotten when it disappears. A file that
     does not open (no permission, locked) is logged once and kept in `unreadable`.
@@ -150,7 +169,7 @@ class Settler:
         self.max_backoff = max(max_backoff, settle_seconds)
         self._clock = clock
         self._candidates: dict[Path, _Candidate] = {}
-        self._open: dict[Path, list[float]] = {}  # inotify: [opens not closed yet, first open]
+        self._open: dict[Path, float] = {}  # inotify: written to, not closed yet (since when)
         self.unreadable: dict[Path, str] = {}
 
     def __len__(self) -> int:
@@ -176,18 +195,13 @@ class Settler:
             backoff=self.settle_seconds,
         )
 
-    def opened(self, path: Path) -> None:
-        """inotify saw the file opened: until as many closes follow, someone has it open."""
-        entry = self._open.setdefault(path, [0, self._clock()])
-        entry[0] += 1
+    def written(self, path: Path) -> None:
+        """inotify saw a write: until a close after writing follows, its writer has it open."""
+        self._open.setdefault(path, self._clock())
 
     def closed(self, path: Path) -> None:
-        """inotify saw the file closed (after writing or not)."""
-        entry = self._open.get(path)
-        if entry is not None:
-            entry[0] -= 1
-            if entry[0] <= 0:
-                del self._open[path]
+        """inotify saw the file closed after writing."""
+        self._open.pop(path, None)
 
     def poke(self, path: Path) -> None:
         """Something happened to a watched file (chmod, a write, a close): look again soon
@@ -200,6 +214,7 @@ class Settler:
     def forget(self, path: Path) -> None:
         self._candidates.pop(path, None)
         self.unreadable.pop(path, None)
+        self._open.pop(path, None)
 
     def ready(self) -> list[Path]:
         """Files that have settled since the last call; they are no longer watched."""
@@ -230,11 +245,11 @@ class Settler:
         return settled
 
     def _still_open(self, path: Path, now: float) -> bool:
-        """Opened (by its writer) and not closed yet, for less than the grace time."""
-        entry = self._open.get(path)
-        if entry is None:
+        """Written to and not closed yet, for less than the grace time."""
+        since = self._open.get(path)
+        if since is None:
             return False
-        if now - entry[1] >= WRITER_GRACE_SECONDS:
+        if now - since >= WRITER_GRACE_SECONDS:
             del self._open[path]  # a missed close, or a writer that never lets go
             return False
         return True
@@ -267,7 +282,7 @@ class Settler:
 
 
 class _EventForwarder(FileSystemEventHandler):
-    """Forwards (path, what) from watchdog's thread: what is 'dir', 'open', 'close' or 'seen'."""
+    """Forwards (path, what) from watchdog's thread: what is 'dir', 'write', 'close' or 'seen'."""
 
     def __init__(self, sink: queue.SimpleQueue[tuple[Path, str]]) -> None:
         self._sink = sink
@@ -282,11 +297,11 @@ class _EventForwarder(FileSystemEventHandler):
             return
         if kind == "moved":
             self._sink.put((Path(os.fsdecode(event.dest_path)), "seen"))
-        elif kind == "opened":  # inotify IN_OPEN (any opener, our own reads too)
-            self._sink.put((Path(os.fsdecode(event.src_path)), "open"))
-        elif kind in ("closed", "closed_no_write"):
+        elif kind == "modified":  # IN_MODIFY: a writer at work
+            self._sink.put((Path(os.fsdecode(event.src_path)), "write"))
+        elif kind == "closed":  # IN_CLOSE_WRITE
             self._sink.put((Path(os.fsdecode(event.src_path)), "close"))
-        elif kind in ("created", "modified"):  # a moved-in file arrives as "created" too
+        elif kind == "created":  # a moved-in file arrives as "created" too
             self._sink.put((Path(os.fsdecode(event.src_path)), "seen"))
 
 
@@ -385,7 +400,10 @@ class Inbox:
 
     def start(self) -> None:
         observer = PollingObserver(timeout=1.0) if self.polling else Observer()
-        observer.schedule(_EventForwarder(self._events), str(self.inbox), recursive=self.recursive)
+        observer.schedule(
+            _EventForwarder(self._events), str(self.inbox), recursive=self.recursive,
+            event_filter=WATCHED_EVENTS,
+        )  # fmt: skip
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -417,8 +435,8 @@ class Inbox:
             if what == "dir":
                 rescan_needed = True
                 continue
-            if what == "open" and not self.polling:
-                self.settler.opened(path)
+            if what == "write" and not self.polling:
+                self.settler.written(path)
             elif what == "close":
                 self.settler.closed(path)
             self.settler.poke(path)

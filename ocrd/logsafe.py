@@ -11,6 +11,7 @@ every rescan.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -34,10 +35,13 @@ def _needs_escape(char: str) -> bool:
     return code < 0x20 or 0x7F <= code < 0xA0 or code in (0x2028, 0x2029) or 0xD800 <= code < 0xE000
 
 
+_NEEDS_ESCAPE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
 def printable(value: object) -> str:
     """`str(value)` with control characters, line separators and undecodable bytes escaped."""
     text = str(value)
-    if not any(_needs_escape(c) for c in text):
+    if _NEEDS_ESCAPE.search(text) is None:  # the usual case, without a loop per character
         return text
     return "".join(_escape_char(c) if _needs_escape(c) else c for c in text)
 

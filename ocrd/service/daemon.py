@@ -355,12 +355,14 @@ class Daemon:
             return failure(f"gave up after {claim.attempts - 1} attempts that never finished")
         try:
             taken = _signature(path)
-            digest = documents.digest_file(path)
+            # Hashed by this daemon's intake and untouched since: no second read to hash it.
+            same = self.intake.already_hashed(path, claim.sha256)
+            sha256 = claim.sha256 if same else documents.digest_file(path).sha256
         except FileNotFoundError:
             return failure("file disappeared from the inbox before it was read")
         except NotRegularFileError as exc:
             return failure(exc.strerror or "not a regular file")
-        if digest.sha256 != claim.sha256:
+        if sha256 != claim.sha256:
             # Written to again after it was taken (a writer that paused): let it settle.
             return Outcome(claim, path, None, None, time.monotonic() - started, requeue=True)
         try:

@@ -30,6 +30,7 @@ TICK_SECONDS = 0.25
 DUPLICATE_RECHECK_SECONDS = 2.0
 INTAKE_BATCH = 64  # files registered per transaction
 INTAKE_PAUSE_SECONDS = 0.05
+HASHED_KEPT = 50_000  # files hashed and not yet read, remembered (a bound, never reached)
 _IN_FLIGHT = (DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value)
 
 
@@ -62,6 +63,9 @@ class Intake:
         self.thread = threading.Thread(target=self._run, name="intake", daemon=True)
         self._later: dict[Path, float] = {}
         self._cannot_read = Once()
+        # What intake hashed, by path: (file identity, sha256). The reader skips its own
+        # hash of a file whose identity (inode, size, mtime, ctime) has not changed since.
+        self.hashed: dict[Path, tuple[tuple[int, int, int, int], str]] = {}
 
     def start(self) -> None:
         self.inbox.start()
@@ -99,9 +103,14 @@ class Intake:
         """Hash settled files and register them, many per transaction (one commit per batch
         instead of one per file: commits, not hashing, bound the intake rate)."""
         digests = []
+        if len(self.hashed) > HASHED_KEPT:
+            self.hashed.clear()  # only an optimisation: the reader hashes those itself
         for path in paths:
             try:
-                digests.append((path, documents.digest_file(path)))
+                identity = file_identity(path)
+                digest = documents.digest_file(path)
+                digests.append((path, digest))
+                self.hashed[path] = (identity, digest.sha256)
             except (FileNotFoundError, NotRegularFileError):
                 self.inbox.release(path)  # gone, or swapped: the next rescan looks again
             except OSError as exc:
@@ -283,6 +292,8 @@ class Intake:
         daemon = self.daemon
         moves = []
         for d in decisions:
+            if d.outcome != "queued":
+                self.hashed.pop(d.path, None)
             if d.outcome == "queued":
                 daemon.counters.count("registered")
                 log.info("queued %s (document %d)", printable(d.path.name), d.doc_id)
@@ -302,8 +313,26 @@ class Intake:
             daemon.wake.set()
         daemon.outbox.move_out(moves)
 
+    def already_hashed(self, path: Path, sha256: str) -> bool:
+        """Did intake hash this very file (unchanged since: same inode, size, mtime, ctime)
+        to `sha256`? Then the reader need not read it once more just to hash it."""
+        entry = self.hashed.pop(path, None)
+        if entry is None or entry[1] != sha256:
+            return False
+        try:
+            return file_identity(path) == entry[0]
+        except OSError:
+            return False
+
     @staticmethod
     def _known_file(document: Document) -> str:
         """A file whose row already exists: in the queue, or its outcome committed but the
         file not yet moved (the process that committed it died, or is moving it right now)."""
         return "skip" if document.status in _IN_FLIGHT else "move"
+
+
+def file_identity(path: Path) -> tuple[int, int, int, int]:
+    """What changes whenever the file is written, replaced or renamed (ctime cannot be set
+    back by a writer, unlike mtime)."""
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
