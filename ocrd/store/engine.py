@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,6 +136,13 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Threads of this process that want to write queue
+        # here and wake the moment the lock is free; left to SQLite's busy handler they sleep
+        # 1-100 ms between tries (the daemon's intake, committer and claimer collide all the
+        # time in a burst). Other processes still wait in the busy handler.
+        self._write_lock: threading.RLock | None = (
+            threading.RLock() if engine.dialect.name == "sqlite" else None
+        )
 
     @property
     def url(self) -> URL:
@@ -152,7 +160,8 @@ class Store:
         ``write=False`` for read-only work: on SQLite a write session takes the database's
         write lock when it starts (waiting up to the busy timeout), a read session never does.
         """
-        with self._sessions() as session, session.begin():
+        lock = self._write_lock if write else None
+        with lock or contextlib.nullcontext(), self._sessions() as session, session.begin():
             session.connection(execution_options={WRITE_OPTION: write})
             yield session
 
