@@ -13,6 +13,7 @@ import pytest
 
 from ocrd.intake import (
     ERROR_SUFFIX,
+    WRITER_GRACE_SECONDS,
     Inbox,
     Settler,
     is_ignored,
@@ -266,3 +267,109 @@ def test_failed_file_gets_reason_and_retry_puts_it_back(tmp_path: Path) -> None:
     everything = retry_failed(failed, inbox)
     assert [p.name for p in everything] == ["scan.png"]
     assert list(failed.iterdir()) == []
+
+
+def test_settler_waits_for_a_writer_to_close_after_writing(tmp_path: Path) -> None:
+    clock = FakeClock()
+    settler = Settler(1.0, clock=clock)
+    path = write(tmp_path / "a.png", b"x")
+    settler.offer(path)
+    settler.written(path)  # inotify IN_MODIFY: a writer at work, the file still open
+    clock.now += 5
+    assert settler.ready() == []  # unchanged for long, but not closed yet
+    settler.closed(path)  # IN_CLOSE_WRITE
+    clock.now += 5
+    assert settler.ready() == [path]
+
+
+def test_settler_takes_a_file_whose_writer_never_closes_after_the_grace_time(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    settler = Settler(1.0, clock=clock)
+    path = write(tmp_path / "a.png", b"x")
+    settler.offer(path)
+    settler.written(path)
+    clock.now += WRITER_GRACE_SECONDS - 1
+    assert settler.ready() == []
+    clock.now += 31
+    assert settler.ready() == [path]
+
+
+def test_inbox_waits_for_a_real_writer_that_pauses_with_the_file_open(tmp_path: Path) -> None:
+    inbox = Inbox(tmp_path, settle_seconds=0.1, rescan_seconds=60)
+    inbox.start()
+    target = tmp_path / "paused.png"
+    try:
+        with open(target, "wb") as stream:
+            stream.write(b"first half")
+            stream.flush()
+            deadline = time.monotonic() + 1.0  # ten settle times, file open, not changing
+            while time.monotonic() < deadline:
+                assert inbox.poll() == []
+                time.sleep(0.05)
+            stream.write(b", second half")
+        handed: list[Path] = []
+        deadline = time.monotonic() + 5
+        while not handed and time.monotonic() < deadline:
+            handed = inbox.poll()
+            time.sleep(0.05)
+    finally:
+        inbox.stop()
+    assert handed == [target]
+    assert target.read_bytes() == b"first half, second half"
+
+
+def test_reading_inbox_files_raises_no_inotify_events(tmp_path: Path) -> None:
+    """Reads (the daemon's own hash and decode) must not wake the intake: IN_OPEN and
+    IN_CLOSE_NOWRITE were two events per read, most of a burst's intake work."""
+    folder = tmp_path / "inbox"
+    path = write(folder / "scan.png")
+    inbox = Inbox(folder, settle_seconds=0.1, rescan_seconds=60)
+    inbox.start()
+    try:
+        time.sleep(0.3)
+        for _ in range(5):
+            path.read_bytes()
+        time.sleep(0.5)  # watchdog's thread delivers what inotify reported
+        assert inbox._events.qsize() == 0
+        os.replace(write(tmp_path / "new.png"), folder / "new.png")
+        deadline = time.monotonic() + 5
+        while inbox._events.qsize() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert inbox._events.qsize() > 0  # a file moved in still is
+    finally:
+        inbox.stop()
+
+
+def test_reader_trusts_intakes_hash_only_for_the_very_same_unchanged_file(tmp_path: Path) -> None:
+    from ocrd.service.intake_loop import Intake, file_identity
+    from ocrd.store.documents import digest_file
+
+    intake = Intake.__new__(Intake)  # only its memory of hashed files
+    path = write(tmp_path / "scan.png", b"first")
+    sha = digest_file(path).sha256
+
+    intake.hashed = {path: (file_identity(path), sha)}
+    assert intake.already_hashed(path, sha)
+    assert not intake.already_hashed(path, sha)  # used once, then forgotten
+
+    intake.hashed = {path: (file_identity(path), sha)}
+    assert not intake.already_hashed(path, "0" * 64)  # another content was claimed
+
+    # Rewritten with the same size and its mtime set back: ctime still tells.
+    stat = path.stat()
+    intake.hashed = {path: (file_identity(path), sha)}
+    time.sleep(0.01)
+    path.write_bytes(b"other")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert not intake.already_hashed(path, sha)
+
+    # Replaced by another file under the same name.
+    intake.hashed = {path: (file_identity(path), sha)}
+    os.replace(write(tmp_path / "new.png", b"first"), path)
+    assert not intake.already_hashed(path, sha)
+
+    intake.hashed = {path: (file_identity(path), sha)}
+    path.unlink()
+    assert not intake.already_hashed(path, sha)  # gone: the reader's own look says so
