@@ -50,6 +50,11 @@ from ocrd.types import BadInputError, DocumentReading, Field
 log = logging.getLogger(__name__)
 
 PARENT_CHECK_SECONDS = 1.0
+# Line crops wait this many times the digit batcher's delay for company. A line-model call
+# costs mostly per frame (its GRU runs step by step), not per row: a page's ~11 lines spread
+# over ~9 width buckets run as calls of 1-2 rows, and a batch gathered over two or three pages
+# costs ~1.5x less CPU per line (measured with `python -m bench.speed`, issue 15).
+LINE_DELAY_FACTOR = 5
 
 Key = TypeVar("Key")
 
@@ -162,7 +167,7 @@ class Engine:
         self.lines: Batcher = Batcher(
             recognizer.read_lines,
             max_batch=max(1, settings.max_batch // 4),  # lines are wider, fewer per call
-            max_delay=delay,
+            max_delay=delay * LINE_DELAY_FACTOR,
             name="line-batcher",
         )
         self._pool_lock = threading.Lock()
@@ -182,7 +187,8 @@ class Engine:
 
     def set_limits(self, max_batch: int, max_delay_ms: int) -> None:
         self.digits.max_batch, self.digits.max_delay = max_batch, max_delay_ms / 1000
-        self.lines.max_batch, self.lines.max_delay = max(1, max_batch // 4), max_delay_ms / 1000
+        self.lines.max_batch = max(1, max_batch // 4)
+        self.lines.max_delay = max_delay_ms * LINE_DELAY_FACTOR / 1000
 
     # - one document -
 
@@ -197,7 +203,10 @@ class Engine:
         for fld in fields:
             lines = line_inputs(fld) if self.has_lines else []
             line_futures = [self.lines.submit(line) for line in lines]
-            pending.append((fld, lines, line_futures, self.digits.submit_many(fld.digit_crops)))
+            # A whole-image field is read by the line model alone (`pipeline.fuse`): its blobs
+            # would be classified and thrown away.
+            crops = [] if fld.layout == "field" and self.has_lines else fld.digit_crops
+            pending.append((fld, lines, line_futures, self.digits.submit_many(crops)))
         readings = []
         model_name = self.recognizer.model_name
         for fld, lines, line_futures, digit_futures in pending:
