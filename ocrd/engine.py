@@ -172,6 +172,8 @@ class Engine:
         )
         self._pool_lock = threading.Lock()
         self._pool = _vision_pool(self.workers)
+        self._decoding = 0  # files handed to the vision workers and not yet back
+        self._decoding_lock = threading.Lock()
         self._readers: ThreadPoolExecutor | None = None
 
     def warm_up(self) -> None:
@@ -207,6 +209,9 @@ class Engine:
             # would be classified and thrown away.
             crops = [] if fld.layout == "field" and self.has_lines else fld.digit_crops
             pending.append((fld, lines, line_futures, self.digits.submit_many(crops)))
+        if not self._decoding:  # no other file will bring crops soon: run the batches now
+            self.digits.flush()
+            self.lines.flush()
         readings = []
         model_name = self.recognizer.model_name
         for fld, lines, line_futures, digit_futures in pending:
@@ -227,14 +232,23 @@ class Engine:
 
         s = self.settings
         args = (path, s.max_pixels, s.pdf_dpi, s.max_pages, s.input_kind, self.templates)
-        with self.budget.hold(estimate_peak_bytes(path, s.max_pixels, s.pdf_dpi)):
-            for attempt in (1, 2):
-                pool = self._pool
-                try:
-                    return pool.submit(extract_document, *args).result()
-                except BrokenProcessPool:
-                    self._replace_pool(pool)
-                    log.warning("a vision worker died reading %s (attempt %d)", path, attempt)
+        with self._decoding_lock:
+            self._decoding += 1
+        try:
+            with self.budget.hold(estimate_peak_bytes(path, s.max_pixels, s.pdf_dpi)):
+                return self._extract_with_retry(path, args)
+        finally:
+            with self._decoding_lock:
+                self._decoding -= 1
+
+    def _extract_with_retry(self, path: Path, args: tuple) -> tuple:
+        for attempt in (1, 2):
+            pool = self._pool
+            try:
+                return pool.submit(extract_document, *args).result()
+            except BrokenProcessPool:
+                self._replace_pool(pool)
+                log.warning("a vision worker died reading %s (attempt %d)", path, attempt)
         raise BadInputError("the decoder crashed on this file (twice)")
 
     def _replace_pool(self, broken: ProcessPoolExecutor) -> None:
