@@ -115,7 +115,7 @@ def straight_through(pairs: list[tuple[float, bool]], accept: float) -> tuple[fl
 def report(images: list[tuple[Path, str]], rows: dict[str, list[dict]], accept: float) -> None:
     exact = one_row = none = 0
     pairs: list[tuple[float, bool]] = []
-    misses, corrected = [], 0
+    misses, written_pairs = [], []
     for path, text in images:
         found = rows.get(path.name, [])
         none += not found
@@ -124,18 +124,20 @@ def report(images: list[tuple[Path, str]], rows: dict[str, list[dict]], accept: 
         exact += read
         slip = LABEL_SLIPS.get(path.name.split("_png")[0])
         written = slip[1] if slip and slip[0] == text else text
-        corrected += len(found) == 1 and found[0]["text"] == written
         confidence = float(found[0]["confidence"]) if len(found) == 1 else 0.0
         pairs.append((confidence, read))
+        written_pairs.append((confidence, len(found) == 1 and found[0]["text"] == written))
         if not read:
             misses.append(f"{text}->{'+'.join(r['text'] for r in found) or '(none)'}")
-    total = len(images)
+    total, corrected = len(images), sum(ok for _, ok in written_pairs)
     print(f"whole-string exact (one row, whole amount): {exact}/{total} = {exact / total:.1%}")
     print(f"  against what is written ({len(LABEL_SLIPS)} label slips corrected, LABEL_SLIPS): "
           f"{corrected}/{total} = {corrected / total:.1%}")  # fmt: skip
     print(f"images with exactly one row: {one_row / total:.1%}; with none: {none}")
     share, errors = straight_through(pairs, accept)
     print(f"accepted at confidence >= {accept}: {share:.1%} of fields, {errors:.2%} wrong")
+    share, errors = straight_through(written_pairs, accept)
+    print(f"  against what is written: {share:.1%} of fields, {errors:.2%} wrong")
     print("\n".join(reliability(pairs)))
     print("misses (truth->read):", " ".join(misses[:40]))
 

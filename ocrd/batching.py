@@ -12,6 +12,7 @@ alone and the rest of the batch still gets its results.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -27,6 +28,7 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 _STOP = object()
+_FLUSH = object()
 
 
 @dataclass
@@ -95,6 +97,12 @@ class Batcher(Generic[Item, Result]):
     def submit_many(self, items: Sequence[Item]) -> list[Future[Result]]:
         return [self.submit(item) for item in items]
 
+    def flush(self) -> None:
+        """Run what is queued without waiting out `max_delay`: for a caller that knows no
+        more items are on their way (the engine, when no file is being decoded)."""
+        with contextlib.suppress(queue.Full):  # a full queue runs a batch anyway
+            self._queue.put_nowait(_FLUSH)
+
     def close(self, timeout: float | None = None) -> None:
         """Run what is queued, then stop the thread."""
         if self._closed:
@@ -115,6 +123,8 @@ class Batcher(Generic[Item, Result]):
             first = self._queue.get()
             if first is _STOP:
                 break
+            if first is _FLUSH:  # nothing was waiting
+                continue
             batch = [first]
             deadline = first[0] + self.max_delay
             while len(batch) < self.max_batch:
@@ -127,6 +137,8 @@ class Batcher(Generic[Item, Result]):
                     break
                 if entry is _STOP:
                     stopping = True
+                    break
+                if entry is _FLUSH:
                     break
                 batch.append(entry)
             self._run_batch(batch)

@@ -50,6 +50,11 @@ from ocrd.types import BadInputError, DocumentReading, Field
 log = logging.getLogger(__name__)
 
 PARENT_CHECK_SECONDS = 1.0
+# Line crops wait this many times the digit batcher's delay for company. A line-model call
+# costs mostly per frame (its GRU runs step by step), not per row: a page's ~11 lines spread
+# over ~9 width buckets run as calls of 1-2 rows, and a batch gathered over two or three pages
+# costs ~1.5x less CPU per line (measured with `python -m bench.speed`, issue 15).
+LINE_DELAY_FACTOR = 5
 
 Key = TypeVar("Key")
 
@@ -162,11 +167,13 @@ class Engine:
         self.lines: Batcher = Batcher(
             recognizer.read_lines,
             max_batch=max(1, settings.max_batch // 4),  # lines are wider, fewer per call
-            max_delay=delay,
+            max_delay=delay * LINE_DELAY_FACTOR,
             name="line-batcher",
         )
         self._pool_lock = threading.Lock()
         self._pool = _vision_pool(self.workers)
+        self._decoding = 0  # files handed to the vision workers and not yet back
+        self._decoding_lock = threading.Lock()
         self._readers: ThreadPoolExecutor | None = None
 
     def warm_up(self) -> None:
@@ -182,7 +189,8 @@ class Engine:
 
     def set_limits(self, max_batch: int, max_delay_ms: int) -> None:
         self.digits.max_batch, self.digits.max_delay = max_batch, max_delay_ms / 1000
-        self.lines.max_batch, self.lines.max_delay = max(1, max_batch // 4), max_delay_ms / 1000
+        self.lines.max_batch = max(1, max_batch // 4)
+        self.lines.max_delay = max_delay_ms * LINE_DELAY_FACTOR / 1000
 
     # - one document -
 
@@ -197,7 +205,13 @@ class Engine:
         for fld in fields:
             lines = line_inputs(fld) if self.has_lines else []
             line_futures = [self.lines.submit(line) for line in lines]
-            pending.append((fld, lines, line_futures, self.digits.submit_many(fld.digit_crops)))
+            # A whole-image field is read by the line model alone (`pipeline.fuse`): its blobs
+            # would be classified and thrown away.
+            crops = [] if fld.layout == "field" and self.has_lines else fld.digit_crops
+            pending.append((fld, lines, line_futures, self.digits.submit_many(crops)))
+        if not self._decoding:  # no other file will bring crops soon: run the batches now
+            self.digits.flush()
+            self.lines.flush()
         readings = []
         model_name = self.recognizer.model_name
         for fld, lines, line_futures, digit_futures in pending:
@@ -218,14 +232,23 @@ class Engine:
 
         s = self.settings
         args = (path, s.max_pixels, s.pdf_dpi, s.max_pages, s.input_kind, self.templates)
-        with self.budget.hold(estimate_peak_bytes(path, s.max_pixels, s.pdf_dpi)):
-            for attempt in (1, 2):
-                pool = self._pool
-                try:
-                    return pool.submit(extract_document, *args).result()
-                except BrokenProcessPool:
-                    self._replace_pool(pool)
-                    log.warning("a vision worker died reading %s (attempt %d)", path, attempt)
+        with self._decoding_lock:
+            self._decoding += 1
+        try:
+            with self.budget.hold(estimate_peak_bytes(path, s.max_pixels, s.pdf_dpi)):
+                return self._extract_with_retry(path, args)
+        finally:
+            with self._decoding_lock:
+                self._decoding -= 1
+
+    def _extract_with_retry(self, path: Path, args: tuple) -> tuple:
+        for attempt in (1, 2):
+            pool = self._pool
+            try:
+                return pool.submit(extract_document, *args).result()
+            except BrokenProcessPool:
+                self._replace_pool(pool)
+                log.warning("a vision worker died reading %s (attempt %d)", path, attempt)
         raise BadInputError("the decoder crashed on this file (twice)")
 
     def _replace_pool(self, broken: ProcessPoolExecutor) -> None:

@@ -167,20 +167,17 @@ def greedy_decode(probabilities: np.ndarray, frames: int) -> LinePrediction:
     confidences (max probability over the frames of each emitted digit) and positions."""
     best = probabilities[:frames].argmax(axis=1)
     text, confidences, positions = [], [], []
-    start = 0
-    while start < frames:
-        stop = start
-        while stop + 1 < frames and best[stop + 1] == best[start]:
-            stop += 1
+    # Runs of one symbol, found in one numpy pass (a Python loop per frame cost ~2 ms a page).
+    starts = np.flatnonzero(np.diff(best, prepend=-1)).tolist()
+    for start, stop in zip(starts, [*starts[1:], len(best)], strict=False):
         symbol = int(best[start])
         if symbol != CTC_BLANK:
-            run = probabilities[start : stop + 1, symbol]
+            run = probabilities[start:stop, symbol]
             text.append(str(symbol))
             confidences.append(float(run.max()))
             weights = run / run.sum()
-            frame = float((np.arange(start, stop + 1) * weights).sum())
+            frame = float((np.arange(start, stop) * weights).sum())
             positions.append(frame * LINE_DOWNSAMPLE + LINE_DOWNSAMPLE / 2)
-        start = stop + 1
     confidence = (
         float(np.prod(confidences))
         if confidences

@@ -117,3 +117,15 @@ def test_close_finishes_queued_work_and_refuses_more() -> None:
     assert [f.result(timeout=0) for f in futures] == [1, 4, 9]
     with pytest.raises(RuntimeError):
         batcher.submit(5)
+
+
+def test_flush_runs_a_lone_item_without_waiting_out_the_delay() -> None:
+    with Batcher(squares, max_batch=64, max_delay=3600) as batcher:
+        future = batcher.submit(3)
+        batcher.flush()
+        assert future.result(timeout=5) == 9
+        batcher.flush()  # with nothing queued: a no-op, the batcher keeps working
+        later = batcher.submit_many([1, 2])
+        batcher.flush()
+        assert [f.result(timeout=5) for f in later] == [1, 4]
+    assert batcher.stats.batches == 2

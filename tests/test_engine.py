@@ -88,6 +88,22 @@ def test_engine_reads_what_the_synchronous_pipeline_reads(form_files):
     assert engine.digits.stats.items > 0 and engine.digits.stats.batches < engine.digits.stats.items
 
 
+def test_a_lone_file_does_not_wait_out_the_batch_delays(form_files):
+    """With no other file being decoded, the engine runs its batches at once: a one-hour
+    batching delay does not hold up a single file."""
+    import time
+
+    from ocrd.recognition import load_recognizer
+
+    settings = load_settings({"workers": 1, "max_delay_ms": 3_600_000})
+    with Engine(load_recognizer(), settings) as engine:
+        assert engine.lines.max_delay > engine.digits.max_delay  # lines wait for more pages
+        started = time.monotonic()
+        reading = engine.read(form_files[0])
+        assert time.monotonic() - started < 60
+    assert reading.fields
+
+
 def test_engine_admits_documents_against_its_memory_budget(form_files):
     """Each document holds its largest page's estimated bytes while a worker decodes it: with a
     budget smaller than any page, two workers still decode only one document at a time."""

@@ -25,6 +25,10 @@ ANALYSIS_SIDE = 400
 MIN_BAND_SHARE = 0.30  # a field's line of ink is at least this share of the image height
 MIN_INK_IN_BAND = 0.85  # ... and holds nearly all of the image's ink
 MIN_GLYPH_OF_BAND = 0.45  # glyphs span most of the band: one line, not stacked lines
+# ... or the tallest glyph does: slanted or drifting writing and marks beside the digits
+# (dots, dashes) lower the median, while two stacked lines' tallest glyph spans under half
+# of the band they make.
+MIN_TALLEST_OF_BAND = 0.55
 MAX_DIGIT_ASPECT = 1.0  # one glyph is at most about as wide as it is tall
 MAX_FIELD_SIDE_INCHES = 4.0  # a longer image with a truthful dpi tag is a page
 
@@ -49,7 +53,11 @@ def classify_input(gray: np.ndarray, dpi: int = 0) -> InputKind:
     centres = stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT] / 2
     inside = (centres >= top) & (centres <= bottom)
     in_band = float(stats[inside, cv2.CC_STAT_AREA].sum()) / float(stats[:, cv2.CC_STAT_AREA].sum())
-    one_line = np.median(glyphs[:, cv2.CC_STAT_HEIGHT]) >= MIN_GLYPH_OF_BAND * band
+    heights = glyphs[:, cv2.CC_STAT_HEIGHT]
+    one_line = (
+        np.median(heights) >= MIN_GLYPH_OF_BAND * band
+        or heights.max() >= MIN_TALLEST_OF_BAND * band
+    )
     if band < MIN_BAND_SHARE * small.shape[0] or in_band < MIN_INK_IN_BAND or not one_line:
         return "page"
     left = int(stats[inside, cv2.CC_STAT_LEFT].min())
