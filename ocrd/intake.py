@@ -338,6 +338,13 @@ def classify(path: Path, inbox: Path, symlinks: str = "refuse") -> tuple[str, st
     return "file", None
 
 
+def _is_empty(path: Path) -> bool:
+    try:
+        return os.lstat(path).st_size == 0
+    except OSError:
+        return False
+
+
 def _nested(inner: Path, outer: Path) -> bool:
     return outer in inner.parents
 
@@ -436,6 +443,10 @@ class Inbox:
                 rescan_needed = True
                 continue
             if what == "write" and not self.polling:
+                self.settler.written(path)
+            elif what == "seen" and not self.polling and _is_empty(path):
+                # Created and not written yet: its writer may hold it open before the first
+                # write (IN_OPEN is not asked for); IN_CLOSE_WRITE, a write or the grace ends it.
                 self.settler.written(path)
             elif what == "close":
                 self.settler.closed(path)

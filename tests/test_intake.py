@@ -373,3 +373,26 @@ def test_reader_trusts_intakes_hash_only_for_the_very_same_unchanged_file(tmp_pa
     intake.hashed = {path: (file_identity(path), sha)}
     path.unlink()
     assert not intake.already_hashed(path, sha)  # gone: the reader's own look says so
+
+
+def test_inbox_waits_for_a_writer_that_creates_a_file_and_pauses_before_writing(
+    tmp_path: Path,
+) -> None:
+    inbox = Inbox(tmp_path, settle_seconds=0.1, rescan_seconds=60)
+    inbox.start()
+    target = tmp_path / "late.png"
+    try:
+        with open(target, "wb") as stream:
+            deadline = time.monotonic() + 1.0  # ten settle times, empty and open
+            while time.monotonic() < deadline:
+                assert inbox.poll() == []
+                time.sleep(0.05)
+            stream.write(b"content")
+        handed: list[Path] = []
+        deadline = time.monotonic() + 5
+        while not handed and time.monotonic() < deadline:
+            handed = inbox.poll()
+            time.sleep(0.05)
+    finally:
+        inbox.stop()
+    assert handed == [target]
