@@ -296,6 +296,23 @@ def test_settler_takes_a_file_whose_writer_never_closes_after_the_grace_time(
     assert settler.ready() == [path]
 
 
+def _assert_nothing_handed_for(inbox: Inbox, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert inbox.poll() == []
+        time.sleep(0.05)
+
+
+def _first_handed(inbox: Inbox, timeout: float = 5.0) -> list[Path]:
+    """What the inbox hands over first, polled until it hands something or `timeout`."""
+    handed: list[Path] = []
+    deadline = time.monotonic() + timeout
+    while not handed and time.monotonic() < deadline:
+        handed = inbox.poll()
+        time.sleep(0.05)
+    return handed
+
+
 def test_inbox_waits_for_a_real_writer_that_pauses_with_the_file_open(tmp_path: Path) -> None:
     inbox = Inbox(tmp_path, settle_seconds=0.1, rescan_seconds=60)
     inbox.start()
@@ -304,16 +321,9 @@ def test_inbox_waits_for_a_real_writer_that_pauses_with_the_file_open(tmp_path: 
         with open(target, "wb") as stream:
             stream.write(b"first half")
             stream.flush()
-            deadline = time.monotonic() + 1.0  # ten settle times, file open, not changing
-            while time.monotonic() < deadline:
-                assert inbox.poll() == []
-                time.sleep(0.05)
+            _assert_nothing_handed_for(inbox, 1.0)  # ten settle times, open, not changing
             stream.write(b", second half")
-        handed: list[Path] = []
-        deadline = time.monotonic() + 5
-        while not handed and time.monotonic() < deadline:
-            handed = inbox.poll()
-            time.sleep(0.05)
+        handed = _first_handed(inbox)
     finally:
         inbox.stop()
     assert handed == [target]
@@ -383,16 +393,9 @@ def test_inbox_waits_for_a_writer_that_creates_a_file_and_pauses_before_writing(
     target = tmp_path / "late.png"
     try:
         with open(target, "wb") as stream:
-            deadline = time.monotonic() + 1.0  # ten settle times, empty and open
-            while time.monotonic() < deadline:
-                assert inbox.poll() == []
-                time.sleep(0.05)
+            _assert_nothing_handed_for(inbox, 1.0)  # ten settle times, empty and open
             stream.write(b"content")
-        handed: list[Path] = []
-        deadline = time.monotonic() + 5
-        while not handed and time.monotonic() < deadline:
-            handed = inbox.poll()
-            time.sleep(0.05)
+        handed = _first_handed(inbox)
     finally:
         inbox.stop()
     assert handed == [target]
