@@ -200,7 +200,7 @@ def decode_members(probabilities: np.ndarray) -> LinePrediction:
         return readings[0]
     from ocrd.line_votes import vote  # line_votes imports this module
 
-    return vote(readings, [LINE_DOWNSAMPLE * len(probabilities)] * members)
+    return vote(readings, [LINE_DOWNSAMPLE * frames] * members)  # one width: no rescaling
 
 
 class Recognizer:
