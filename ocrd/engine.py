@@ -198,16 +198,14 @@ class Engine:
         """Everything read from one file ('no fields found' noted when there is none).
         Raises BadInputError. Thread-safe, blocking."""
         from ocrd.line_votes import combined, line_inputs
-        from ocrd.pipeline import fuse, with_empty_note
+        from ocrd.pipeline import digit_crops_to_read, fuse, with_empty_note
 
         media_type, pages, fields, notes, matches = self._extract(Path(path))
         pending = []
         for fld in fields:
             lines = line_inputs(fld) if self.has_lines else []
             line_futures = [self.lines.submit(line) for line in lines]
-            # A whole-image field is read by the line model alone (`pipeline.fuse`): its blobs
-            # would be classified and thrown away.
-            crops = [] if fld.layout == "field" and self.has_lines else fld.digit_crops
+            crops = digit_crops_to_read(fld, self.has_lines)
             pending.append((fld, lines, line_futures, self.digits.submit_many(crops)))
         if not self._decoding:  # no other file will bring crops soon: run the batches now
             self.digits.flush()

@@ -89,15 +89,22 @@ def read_fields(
         with_lines, _read_lines(fields, with_lines, recognizer), strict=True
     ):
         lines[index] = prediction
-    crops = [crop for f in fields for crop in f.digit_crops]
+    to_classify = [digit_crops_to_read(f, has_lines) for f in fields]
+    crops = [crop for field_crops in to_classify for crop in field_crops]
     digit_predictions = recognizer.read_digits(np.stack(crops).astype(np.float32)) if crops else []
     readings, start = [], 0
-    for field, line in zip(fields, lines, strict=True):
-        digits = list(digit_predictions[start : start + len(field.digit_crops)])
-        start += len(field.digit_crops)
+    for field, line, field_crops in zip(fields, lines, to_classify, strict=True):
+        digits = list(digit_predictions[start : start + len(field_crops)])
+        start += len(field_crops)
         combine = fuse if calibrated else _fused
         readings.append(combine(field, line, digits, recognizer.model_name))
     return readings
+
+
+def digit_crops_to_read(field: Field, has_lines: bool) -> list[np.ndarray]:
+    """The crops the classifier must read for `fuse`: none for a whole-image field when a
+    line model reads it (`fuse` takes the line model's reading alone there)."""
+    return [] if field.layout == "field" and has_lines else field.digit_crops
 
 
 def _read_lines(
