@@ -125,9 +125,20 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _vision_pool(workers: int) -> ProcessPoolExecutor:
+def start_vision_server() -> multiprocessing.context.BaseContext:
+    """Start the fork server the vision workers come from, if it is not running: it imports
+    the vision modules (~0.5 s) in its own process, so a command that calls this first
+    overlaps that with its own start (opening the store, registering files)."""
+    from multiprocessing import forkserver
+
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["ocrd.pipeline"])
+    forkserver.ensure_running()
+    return context
+
+
+def _vision_pool(workers: int) -> ProcessPoolExecutor:
+    context = start_vision_server()
     return ProcessPoolExecutor(
         workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
     )
@@ -291,22 +302,42 @@ class Engine:
         self.close()
 
 
+class InOrder:
+    """Each (key, path) back with its finished future (result or exception), in the order
+    given; a None path (nothing to read) comes back with None. At most `window` files are in
+    flight, so memory stays flat on any number of files. `submit` is called lazily, only for
+    paths to read (so models load only when a file needs them). `next_ready()` says whether
+    the next outcome is already there (a caller may group its work until one is not)."""
+
+    def __init__(
+        self,
+        items: Iterable[tuple[Key, Path | None]],
+        submit: Callable[[Path], Future[DocumentReading]],
+        window: int,
+    ) -> None:
+        self._items, self._submit, self._window = items, submit, window
+        self._queue: deque[tuple[Key, Future[DocumentReading] | None]] = deque()
+
+    def __iter__(self) -> Iterator[tuple[Key, Future[DocumentReading] | None]]:
+        queue = self._queue
+        for key, path in self._items:
+            queue.append((key, None if path is None else self._submit(path)))
+            while len(queue) > self._window or (queue and _done(queue[0][1])):
+                yield _finished(queue.popleft())
+        while queue:
+            yield _finished(queue.popleft())
+
+    def next_ready(self) -> bool:
+        return bool(self._queue) and _done(self._queue[0][1])
+
+
 def in_order(
     items: Iterable[tuple[Key, Path | None]],
     submit: Callable[[Path], Future[DocumentReading]],
     window: int,
 ) -> Iterator[tuple[Key, Future[DocumentReading] | None]]:
-    """Each (key, path) back with its finished future (result or exception), in the order
-    given; a None path (nothing to read) comes back with None. At most `window` files are in
-    flight, so memory stays flat on any number of files. `submit` is called lazily, only for
-    paths to read (so models load only when a file needs them)."""
-    queue: deque[tuple[Key, Future[DocumentReading] | None]] = deque()
-    for key, path in items:
-        queue.append((key, None if path is None else submit(path)))
-        while len(queue) > window or (queue and _done(queue[0][1])):
-            yield _finished(queue.popleft())
-    while queue:
-        yield _finished(queue.popleft())
+    """`InOrder` as a plain iterator."""
+    return iter(InOrder(items, submit, window))
 
 
 def _done(future: Future | None) -> bool:

@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from ocrd.store import Base, SchemaOutdatedError, open_store
-from ocrd.store.engine import create_store_engine, head_revision
+from ocrd.store.engine import alembic_head, create_store_engine, current_revision, head_revision
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -29,6 +29,36 @@ def test_upgrade_head_matches_models(db_url: str) -> None:
     assert differences == []
     assert store.current_revision() == head_revision()
     store.dispose()
+
+
+def test_head_constant_is_alembics_head() -> None:
+    # ocrd compares against a constant (no Alembic import at start-up): a new migration
+    # must move it.
+    assert head_revision() == alembic_head()
+
+
+def test_revision_query_reads_what_alembic_reads(db_url: str) -> None:
+    from alembic import command
+
+    from ocrd.store.engine import _alembic_config
+
+    engine = create_store_engine(db_url)
+    for target in ("0001", "0002", "head"):
+        with engine.connect() as connection:
+            command.upgrade(_alembic_config(connection), target)
+            connection.commit()
+        with engine.connect() as connection:
+            ours = current_revision(connection)
+            assert ours == MigrationContext.configure(connection).get_current_revision()
+            assert ours == (head_revision() if target == "head" else target)
+    engine.dispose()
+
+
+def test_revision_of_an_empty_database_is_none(tmp_path: Path) -> None:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    with engine.connect() as connection:
+        assert current_revision(connection) is None
+    engine.dispose()
 
 
 def test_canonical_sha256_index_is_partial_and_unique(db_url: str) -> None:

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from ocrd.cli.app import ConfigOption, DbOption, OcrdError, app, cli_settings
 from ocrd.config import SETTING_NAMES, Settings, settings_as_dict
+from ocrd.types import DocumentReading
 
 if TYPE_CHECKING:
     from sqlalchemy import Row  # imported lazily: sqlalchemy costs ~0.3 s of every command
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 TABLE_ROWS = 50
 STATUS_UNREADABLE_SHOWN = 10
 FILE_NAME_ROOM = 28
+SAVE_GROUP = 16  # readings `ocrd process` commits in one transaction at most
 OUTPUT_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
 
 db_app = typer.Typer(help="Database schema: apply or show migrations.", no_args_is_help=True)
@@ -139,19 +141,30 @@ class FileProcessor:
 
     def run(self, files: Iterable[Path]) -> Iterator[tuple[Path, str, int, str]]:
         """(path, outcome: done | duplicate | failed, result count, failure reason) per file,
-        in the order given."""
-        from ocrd.engine import in_order
+        in the order given, each yielded once its outcome is committed."""
+        from ocrd.engine import InOrder
 
         window = 4 * max(1, self.settings.workers)
+        unsaved: list[tuple[Path, int, DocumentReading]] = []  # read, not committed yet
         try:
             with self.store.kept_open():  # no WAL checkpoint at each commit (Store doc)
-                for (path, doc_id, early), future in in_order(
-                    self._prepared(files), lambda p: self.engine().submit(p), window
-                ):
-                    yield (path, *early) if future is None else (path, *self._store(doc_id, future))
+                ordered = InOrder(self._prepared(files), lambda p: self.engine().submit(p), window)
+                for (path, doc_id, early), future in ordered:
+                    outcome = early if future is None else self._reading(doc_id, future)
+                    if not isinstance(outcome, DocumentReading):  # committed already
+                        yield from self._save(unsaved)  # the readings before it go first
+                        yield (path, *outcome)
+                        continue
+                    unsaved.append((path, doc_id, outcome))
+                    # Readings are committed in groups while more are ready (a transaction
+                    # costs the main thread ~2 ms), never held while the next one is awaited.
+                    if len(unsaved) >= SAVE_GROUP or not ordered.next_ready():
+                        yield from self._save(unsaved)
         except (KeyboardInterrupt, OcrdError):
             from ocrd.store import documents
 
+            for _outcome in self._save(unsaved):  # read in full: kept
+                pass
             with self.store.session() as session:  # not these files' fault: read them next time
                 for doc_id in self._started:
                     documents.release(session, doc_id)
@@ -159,6 +172,22 @@ class FileProcessor:
         finally:
             if self._engine is not None:
                 self._engine.close()
+
+    def _save(
+        self, unsaved: list[tuple[Path, int, DocumentReading]]
+    ) -> Iterator[tuple[Path, str, int, str]]:
+        """Commit the readings in one transaction, then their outcomes in order."""
+        from ocrd.store import documents
+
+        if not unsaved:
+            return
+        with self.store.session() as session:
+            documents.finish_many(session, [(doc_id, reading) for _p, doc_id, reading in unsaved])
+        saved = list(unsaved)
+        unsaved.clear()
+        for path, doc_id, reading in saved:
+            self._started.discard(doc_id)
+            yield path, "done", len(reading.fields), ""
 
     def _prepared(self, files: Iterable[Path]) -> Iterator[tuple[tuple, Path | None]]:
         """Register each file; those to read come with their path, the rest with an outcome."""
@@ -184,11 +213,11 @@ class FileProcessor:
                     original = session.get(Document, document.duplicate_of or -1)
                     where = f"#{original.id} {original.path}" if original else "(original gone)"
                     note = f"document #{document.id}, same content as {where}: not read again"
+                else:  # started in the same transaction: no other reader sees it pending
+                    documents.start(session, document.id, worker=self.settings.worker_id)
             if note is not None:  # yielded outside the transaction, which must not stay open
                 yield (path, document.id, ("duplicate", 0, note)), None
                 continue
-            with self.store.session() as session:
-                documents.start(session, document.id, worker=self.settings.worker_id)
             self._started.add(document.id)
             try:
                 sniff_media_type(path)  # cheap: not-an-image files fail without loading models
@@ -197,20 +226,16 @@ class FileProcessor:
                 continue
             yield (path, document.id, None), path
 
-    def _store(self, doc_id: int, future) -> tuple[str, int, str]:  # noqa: ANN001 (Future)
-        from ocrd.store import documents
+    def _reading(self, doc_id: int, future):  # noqa: ANN001, ANN202 (Future; reading | outcome)
+        """The file's reading, or its failed outcome (stored) when it could not be read."""
         from ocrd.types import BadInputError
 
         try:
-            reading = future.result()
+            return future.result()
         except BadInputError as exc:
             return self._failed(doc_id, str(exc) or "bad input")
         except Exception as exc:  # one broken file never stops the batch
             return self._failed(doc_id, f"{type(exc).__name__}: {exc}")
-        with self.store.session() as session:
-            documents.finish(session, doc_id, reading)
-        self._started.discard(doc_id)
-        return "done", len(reading.fields), ""
 
     def _failed(self, doc_id: int, reason: str) -> tuple[str, int, str]:
         from ocrd.store import documents
@@ -301,6 +326,10 @@ def process(
         config, database_url=db, recursive=recursive, duplicates=duplicates, input_kind=input_kind
     )
     files = collect_files(paths, recursive=settings.recursive, ignore=settings.ignore)
+    if files:
+        from ocrd.engine import start_vision_server
+
+        start_vision_server()  # its imports overlap opening the store and registering files
     store = _open(settings, write=True)
     processor = FileProcessor(store, settings)
     tally = ProcessTally()
