@@ -21,8 +21,8 @@ def _small_runs(monkeypatch):
         pytest.skip("MNIST not available")
     original_load = digits.load_digit_data
 
-    def small_digit_data(data_dir, seed):
-        data = original_load(data_dir, seed)
+    def small_digit_data(data_dir, seed, mix="mnist"):
+        data = original_load(data_dir, seed, mix)
         data.train_images, data.train_labels = data.train_images[:4000], data.train_labels[:4000]
         return data
 
@@ -89,3 +89,10 @@ def test_digit_training_can_add_crops_cut_from_generated_forms(tmp_path):
     train_count, val_count = (int(part.split()[0]) for part in line[12:].split(","))
     assert train_count >= 40 and val_count >= 40
     assert "2 generated form pages" in entry["training_data"]
+
+
+def test_a_stage_can_average_its_last_epochs(tmp_path):
+    logged: list[str] = []
+    entry = digits.train_digits(None, tmp_path, epochs=2, seed=5, log=logged.append, average=2)
+    assert any(line.startswith("digits average of the last 2 epochs") for line in logged)
+    assert entry["averaged_epochs"] in (0, 2)  # kept only when it beats each epoch

@@ -110,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         help="digit / sequence: also train on the reviewed fields exported to this folder by "
         "`corrections`",
     )
+    parser.add_argument(
+        "--average",
+        type=int,
+        default=0,
+        help="digit: also average the weights of the last N epochs (kept if that beats every "
+        "single epoch on validation)",
+    )
     parser.add_argument("--db", default=None, help="corrections: the ocrd database URL")
     parser.add_argument(
         "--members",
@@ -138,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             from training.digits import train_digits
 
             entry = train_digits(
-                epochs=args.epochs or 8, form_pages=args.form_pages, mix=args.mix, **common
+                epochs=args.epochs or 8,
+                form_pages=args.form_pages,
+                mix=args.mix,
+                average=args.average,
+                **common,
             )
         else:
             from training.sequence import train_sequence

@@ -274,6 +274,7 @@ def train_digits(
     form_pages: int = 0,
     mix: str = "mnist",
     extra: Path | None = None,
+    average: int = 0,
 ) -> dict:
     """Train, calibrate and save `digits.keras` into `out_dir`; returns the manifest entry.
 
@@ -320,6 +321,8 @@ def train_digits(
     val_x = np.concatenate([v[0] for v in val.values()])
     val_y = np.concatenate([v[1] for v in val.values()])
     best_accuracy, best_weights, best_epoch = -1.0, None, 0
+    averaged: list[list[np.ndarray]] = []  # weights at the end of the last `average` epochs
+    kept_average = 0  # epochs in the shipped average (0: one epoch's weights)
     if init is not None:  # a continued stage never ships weights worse than it started from
         _, best_accuracy = model.evaluate(val_x, val_y, batch_size=1024, verbose=0)
         best_weights = model.get_weights()
@@ -337,6 +340,16 @@ def train_digits(
             best_accuracy, best_weights, best_epoch = accuracy, model.get_weights(), epoch + 1
             if checkpoint is not None:  # uncalibrated (T=1), for early integration only
                 with_temperature(model, 1.0).save(checkpoint)
+        if epoch >= epochs - average:
+            averaged.append(model.get_weights())
+    if len(averaged) > 1:
+        model.set_weights([_mean_weight(ws) for ws in zip(*averaged, strict=True)])
+        _, accuracy = model.evaluate(val_x, val_y, batch_size=1024, verbose=0)
+        log(f"digits average of the last {len(averaged)} epochs: val acc {accuracy:.4f} "
+            f"{_per_set(model, val)}")  # fmt: skip
+        if accuracy > best_accuracy:
+            best_accuracy, best_weights = accuracy, model.get_weights()
+            best_epoch, kept_average = epochs, len(averaged)
     model.set_weights(best_weights)
 
     logits = model.predict(val_x, batch_size=1024, verbose=0)
@@ -378,12 +391,20 @@ def train_digits(
             ),
             "seed": seed,
             "epochs": epochs,
+            "averaged_epochs": kept_average,
             "init_from": init_note(init),
             "temperature": round(temperature, 4),
             "reject_threshold": round(threshold, 4),
             "metrics": metrics,
         },
     )  # fmt: skip
+
+
+def _mean_weight(copies: tuple[np.ndarray, ...]) -> np.ndarray:
+    """One weight averaged over epochs; counters and seed states keep their last value."""
+    if not np.issubdtype(copies[0].dtype, np.floating):
+        return copies[-1]
+    return np.mean(copies, axis=0).astype(copies[0].dtype)
 
 
 def non_digit_test_set(data_dir: Path | None, seed: int, count: int = 5000) -> np.ndarray:
