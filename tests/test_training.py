@@ -95,4 +95,4 @@ def test_a_stage_can_average_its_last_epochs(tmp_path):
     logged: list[str] = []
     entry = digits.train_digits(None, tmp_path, epochs=2, seed=5, log=logged.append, average=2)
     assert any(line.startswith("digits average of the last 2 epochs") for line in logged)
-    assert entry["averaged_epochs"] in (0, 2)  # kept only when it beats each epoch
+    assert entry["metrics"]["averaged_epochs"] in (0, 2)  # kept only when it beats each epoch

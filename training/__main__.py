@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         "--average",
         type=int,
         default=0,
-        help="digit: also average the weights of the last N epochs (kept if that beats every "
-        "single epoch on validation)",
+        help="digit / sequence: also average the weights of the last N epochs (kept if that "
+        "beats every single epoch on validation)",
     )
     parser.add_argument("--db", default=None, help="corrections: the ocrd database URL")
     parser.add_argument(
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 grow=args.grow,
                 mix=args.mix,
                 clean_init=args.clean_init,
+                average=args.average,
                 **common,
             )
         _log(json.dumps(entry["metrics"], indent=1))

@@ -285,6 +285,7 @@ def train_digits(
     leave marks on crops that augmenting MNIST alone does not."""
     import keras
 
+    from training.averaging import mean_weights
     from training.manifest import init_note, record_model
 
     keras.utils.set_random_seed(seed)
@@ -343,7 +344,7 @@ def train_digits(
         if epoch >= epochs - average:
             averaged.append(model.get_weights())
     if len(averaged) > 1:
-        model.set_weights([_mean_weight(ws) for ws in zip(*averaged, strict=True)])
+        model.set_weights(mean_weights(averaged))
         _, accuracy = model.evaluate(val_x, val_y, batch_size=1024, verbose=0)
         log(f"digits average of the last {len(averaged)} epochs: val acc {accuracy:.4f} "
             f"{_per_set(model, val)}")  # fmt: skip
@@ -365,6 +366,7 @@ def train_digits(
     metrics = evaluate_digits(shipped, data_dir, threshold, seed)
     metrics["validation_accuracy"] = round(float(best_accuracy), 5)
     metrics["best_epoch"] = best_epoch
+    metrics["averaged_epochs"] = kept_average
     metrics["train_seconds"] = round(train_seconds)
     log(f"digits metrics: {metrics}")
     return record_model(
@@ -391,20 +393,12 @@ def train_digits(
             ),
             "seed": seed,
             "epochs": epochs,
-            "averaged_epochs": kept_average,
             "init_from": init_note(init),
             "temperature": round(temperature, 4),
             "reject_threshold": round(threshold, 4),
             "metrics": metrics,
         },
     )  # fmt: skip
-
-
-def _mean_weight(copies: tuple[np.ndarray, ...]) -> np.ndarray:
-    """One weight averaged over epochs; counters and seed states keep their last value."""
-    if not np.issubdtype(copies[0].dtype, np.floating):
-        return copies[-1]
-    return np.mean(copies, axis=0).astype(copies[0].dtype)
 
 
 def non_digit_test_set(data_dir: Path | None, seed: int, count: int = 5000) -> np.ndarray:

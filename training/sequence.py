@@ -547,6 +547,7 @@ def train_sequence(
     data_dir: Path | None, out_dir: Path, epochs: int, seed: int, log=print,
     checkpoint: Path | None = None, init: Path | None = None, version: str = "1.0",
     grow: bool = False, mix: str = "mnist", extra: Path | None = None, clean_init: bool = False,
+    average: int = 0,
 ) -> dict:  # fmt: skip
     """Train the CRNN and save `lines.keras` into `out_dir`; returns the manifest entry.
 
@@ -557,9 +558,11 @@ def train_sequence(
     `mix` names the shares of each data source (`MIXES`); checkpoints are picked on the mean
     of the synthetic validation strings and the ORAND validation tenth (never the hold-out).
     `clean_init`: the `init` weights never trained on that tenth (lines@2.0 and later), so
-    it scores them too."""
+    it scores them too. `average` > 0: the weights at the end of the last `average` epochs are
+    also averaged (`training.averaging`), kept when the average beats every single epoch."""
     import keras
 
+    from training.averaging import mean_weights
     from training.manifest import init_note, record_model
 
     keras.utils.set_random_seed(seed)
@@ -590,6 +593,8 @@ def train_sequence(
     optimizer = keras.optimizers.Adam(schedule)
     step = make_train_step(model, optimizer)
     best_accuracy, best_weights, best_epoch = -1.0, None, 0
+    averaged: list[list[np.ndarray]] = []  # weights at the end of the last `average` epochs
+    kept_average = 0  # epochs in the shipped average (0: one epoch's weights)
 
     def score() -> tuple[float, float, float]:
         synthetic = string_accuracy(model, val)
@@ -621,6 +626,16 @@ def train_sequence(
             best_accuracy, best_weights, best_epoch = accuracy, model.get_weights(), epoch + 1
             if checkpoint is not None:
                 with_softmax(model).save(checkpoint)
+        if epoch >= epochs - average:
+            averaged.append(model.get_weights())
+    if len(averaged) > 1:
+        model.set_weights(mean_weights(averaged))
+        accuracy, synthetic, real = score()
+        log(f"sequence average of the last {len(averaged)} epochs: val string acc "
+            f"{synthetic:.4f} ORAND-val {real:.4f}")  # fmt: skip
+        if (synthetic if inflated else accuracy) > best_accuracy:
+            best_accuracy, best_weights = (synthetic if inflated else accuracy), model.get_weights()
+            best_epoch, kept_average = epochs, len(averaged)
     model.set_weights(best_weights)
     train_seconds = time.monotonic() - started
     shipped = with_softmax(model)
@@ -630,6 +645,7 @@ def train_sequence(
     metrics = evaluate_sequence(shipped, data_dir, seed, data)
     metrics["validation_score"] = round(best_accuracy, 5)
     metrics["best_epoch"] = best_epoch
+    metrics["averaged_epochs"] = kept_average
     metrics["train_seconds"] = round(train_seconds)
     log(f"sequence metrics: {metrics}")
     return record_model(
