@@ -32,8 +32,8 @@ def _small_runs(monkeypatch):
     monkeypatch.setattr(sequence, "EPOCH_SIZE", 480)
     original_t10k = sequence.t10k_strings
     monkeypatch.setattr(
-        sequence, "t10k_strings", lambda data_dir, seed, per_length=200: original_t10k(
-            data_dir, seed, 10)
+        sequence, "t10k_strings", lambda data_dir, seed, per_length=200, degrade=True: (
+            original_t10k(data_dir, seed, 10, degrade))
     )  # fmt: skip
 
 
@@ -96,3 +96,10 @@ def test_a_stage_can_average_its_last_epochs(tmp_path):
     entry = digits.train_digits(None, tmp_path, epochs=2, seed=5, log=logged.append, average=2)
     assert any(line.startswith("digits average of the last 2 epochs") for line in logged)
     assert entry["metrics"]["averaged_epochs"] in (0, 2)  # kept only when it beats each epoch
+
+
+def test_a_line_stage_can_average_its_last_epochs(tmp_path):
+    logged: list[str] = []
+    entry = sequence.train_sequence(None, tmp_path, epochs=2, seed=6, log=logged.append, average=2)
+    assert any(line.startswith("sequence average of the last 2 epochs") for line in logged)
+    assert entry["metrics"]["averaged_epochs"] in (0, 2)
