@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ocrd.config import load_settings
-from ocrd.engine import Engine, in_order
+from ocrd.engine import Engine, InOrder, in_order
 from ocrd.types import BadInputError
 
 
@@ -39,6 +39,24 @@ def test_in_order_keeps_the_given_order_and_a_bounded_window():
     assert [f.result() for k, f in out if f is not None] == [str(n) for n in range(30) if n % 5]
     assert most <= 5  # the window, plus the one just submitted before the head is taken
     pool.shutdown()
+
+
+def test_in_order_says_whether_the_next_outcome_is_there():
+    # `ocrd process` commits readings in groups while the next one is ready, never while one
+    # is awaited: next_ready must say False for an unfinished head and for an empty queue.
+    futures = {name: Future() for name in "abc"}
+    futures["b"].set_result("b")
+    threading.Timer(0.2, futures["a"].set_result, ["a"]).start()  # a, the head, finishes last
+    ordered = InOrder([(k, Path(k)) for k in "abc"], lambda p: futures[p.name], window=2)
+    outcomes = iter(ordered)
+    assert next(outcomes)[0] == "a"  # waited for: b and c were submitted meanwhile
+    assert ordered.next_ready()  # b is done
+    assert next(outcomes)[0] == "b"
+    assert not ordered.next_ready()  # c is still being read
+    futures["c"].set_result("c")
+    assert ordered.next_ready()
+    assert next(outcomes)[0] == "c"
+    assert not ordered.next_ready()  # nothing left
 
 
 def test_in_order_submits_nothing_when_nothing_needs_reading():
