@@ -42,7 +42,9 @@ def test_digit_training_writes_a_verified_model_and_learns(tmp_path):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["models"]["digits"]["sha256"] == entry["sha256"]
     assert entry["seed"] == 3 and entry["temperature"] > 0
-    assert entry["metrics"]["t10k_accuracy"] > 0.5  # 2 short epochs on 4,000 digits; chance is 0.1
+    # 2 short epochs on 4,000 digits among as many printed and non-digit crops: 0.50 measured
+    # (2026-12-01); chance is 0.1, so well above it means the trainer learns.
+    assert entry["metrics"]["t10k_accuracy"] > 0.3
     recognizer = Recognizer(tmp_path)
     labels, _ = recognizer.recognize_digits(np.zeros((2, 28, 28), np.float32))
     assert labels.shape == (2,)
