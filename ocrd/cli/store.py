@@ -163,8 +163,7 @@ class FileProcessor:
         except (KeyboardInterrupt, OcrdError):
             from ocrd.store import documents
 
-            for _outcome in self._save(unsaved):  # read in full: kept
-                pass
+            self._save(unsaved)  # read in full: kept
             with self.store.session() as session:  # not these files' fault: read them next time
                 for doc_id in self._started:
                     documents.release(session, doc_id)
@@ -175,19 +174,18 @@ class FileProcessor:
 
     def _save(
         self, unsaved: list[tuple[Path, int, DocumentReading]]
-    ) -> Iterator[tuple[Path, str, int, str]]:
-        """Commit the readings in one transaction, then their outcomes in order."""
+    ) -> list[tuple[Path, str, int, str]]:
+        """Commit the readings in one transaction (emptying `unsaved`); their outcomes."""
         from ocrd.store import documents
 
         if not unsaved:
-            return
+            return []
         with self.store.session() as session:
             documents.finish_many(session, [(doc_id, reading) for _p, doc_id, reading in unsaved])
-        saved = list(unsaved)
+        self._started.difference_update(doc_id for _p, doc_id, _r in unsaved)
+        saved = [(path, "done", len(reading.fields), "") for path, _id, reading in unsaved]
         unsaved.clear()
-        for path, doc_id, reading in saved:
-            self._started.discard(doc_id)
-            yield path, "done", len(reading.fields), ""
+        return saved
 
     def _prepared(self, files: Iterable[Path]) -> Iterator[tuple[tuple, Path | None]]:
         """Register each file; those to read come with their path, the rest with an outcome."""

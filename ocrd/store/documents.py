@@ -173,23 +173,11 @@ def result_row(document_id: int, reading: FieldReading, created_at: datetime) ->
 
 
 def finish(session: Session, document_id: int, reading: DocumentReading) -> Document:
-    """Replace the document's results with ``reading`` and mark it done."""
-    document = _get(session, document_id)
-    now = utcnow()
-    session.execute(delete(Result).where(Result.document_id == document_id))
-    rows = [result_row(document_id, field, now) for field in reading.fields]
-    if rows:
-        session.execute(RESULTS.insert(), rows)
-    document.media_type = reading.media_type
-    document.pages = reading.pages
-    document.notes = list(reading.notes) or None
-    document.status = DocumentStatus.DONE
-    document.error = None
-    document.finished_at = now
-    document.claimed_by = None
-    session.flush()
-    session.expire(document, ["results"])
-    return document
+    """Replace the document's results with ``reading`` and mark it done (`finish_many` for
+    one document); LookupError when it is missing."""
+    _get(session, document_id)
+    finish_many(session, [(document_id, reading)])
+    return _get(session, document_id)
 
 
 def finish_many(session: Session, readings: list[tuple[int, DocumentReading]]) -> None:
